@@ -1,0 +1,252 @@
+//! Handlers of the subcommands. Each opens the store, acts as the shell's `Actor::system()`
+//! (whoever holds the database credentials can do anything anyway) and prints a table or
+//! JSON.
+
+use std::io::Read;
+
+use super::args::{AuthCommand, Cli, Command, TenantCommand, UserCommand};
+use super::output::{print_json, print_table};
+use super::{CliError, CliResult};
+use crate::auth;
+use crate::config::Config;
+use crate::db::{Actor, Backend, NewTenant, NewUser, Store, Tenant, UserScope};
+use crate::domain::{Role, TenantPlan};
+
+/// Runs the parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> CliResult<u8> {
+    let config = Config::load(cli.database_url.as_deref(), cli.config.as_deref())?;
+    match cli.command {
+        None => {
+            let store = open(&config).await?;
+            crate::tui::run_app(store, crate::tui::Options::from_cli(&cli, &config), None)
+                .await
+                .map_err(|e| CliError::failed(e.to_string()))?;
+            Ok(0)
+        }
+        Some(Command::Migrate(args)) => {
+            let store = Store::connect(&config.database_url).await?;
+            let report = store.migrate().await?;
+            if args.json {
+                print_json(&report);
+            } else if report.applied.is_empty() {
+                println!("schema is current (version {})", report.current);
+            } else {
+                let applied: Vec<String> = report.applied.iter().map(|v| v.to_string()).collect();
+                println!("applied migration(s) {}; schema now at version {}", applied.join(", "), report.current);
+            }
+            Ok(0)
+        }
+        Some(Command::Demo(args)) => crate::demo::run(&config, &args.db, args.no_tui, args.logs)
+            .await
+            .map(|_| 0)
+            .map_err(|e| CliError::failed(e.to_string())),
+        Some(Command::User(cmd)) => user_command(&config, cmd).await,
+        Some(Command::Auth(AuthCommand::Check { username, .. })) => {
+            let store = open(&config).await?;
+            let password = read_password_stdin()?;
+            match auth::authenticate(&store, &username, &password).await {
+                Ok((user, _)) => {
+                    println!("ok: {} ({})", user.username, user.role);
+                    Ok(0)
+                }
+                Err(auth::LoginError::Store(e)) => Err(e.into()),
+                Err(e) => Err(CliError::failed(e.to_string())),
+            }
+        }
+        Some(Command::Tenant(cmd)) => tenant_command(&config, cmd).await,
+        Some(Command::Worker(_)) => Err(pending("worker", 6)),
+        Some(Command::Group(_)) => Err(pending("group", 4)),
+        Some(Command::Template(_)) => Err(pending("template", 5)),
+        Some(Command::Batch(_)) => Err(pending("batch", 6)),
+        Some(Command::Logs(_)) => Err(pending("logs", 7)),
+        Some(Command::Stats(_)) => Err(pending("stats", 8)),
+        Some(Command::Maintenance(_)) => Err(pending("maintenance", 8)),
+    }
+}
+
+fn pending(name: &str, issue: u32) -> CliError {
+    CliError::usage(format!("`recalliq {name}` is not available in this version yet (tracked in issue #{issue})"))
+}
+
+/// Opens the configured database. The embedded SQLite database is migrated on the spot;
+/// a Postgres database is only ever changed by an explicit `recalliq migrate`, since the
+/// web app may share it.
+pub async fn open(config: &Config) -> CliResult<Store> {
+    let store = Store::connect(&config.database_url).await?;
+    if store.backend() == Backend::Sqlite {
+        store.migrate().await?;
+    } else {
+        store.require_current_schema().await?;
+    }
+    Ok(store)
+}
+
+/// Reads a password from standard input: everything up to the first line break.
+fn read_password_stdin() -> CliResult<String> {
+    let mut buf = String::new();
+    std::io::stdin()
+        .read_to_string(&mut buf)
+        .map_err(|e| CliError::usage(format!("cannot read the password from standard input: {e}")))?;
+    let password = buf.split(['\n', '\r']).next().unwrap_or("").to_string();
+    if password.is_empty() {
+        return Err(CliError::usage("empty password on standard input"));
+    }
+    Ok(password)
+}
+
+async fn tenant_by_domain(store: &Store, domain: &str) -> CliResult<Tenant> {
+    let all = Actor::system().all_tenants()?;
+    Ok(store.tenant_by_domain(&all, domain).await?)
+}
+
+async fn user_command(config: &Config, cmd: UserCommand) -> CliResult<u8> {
+    let store = open(config).await?;
+    let all = Actor::system().all_tenants()?;
+    match cmd {
+        UserCommand::Create { username, email, role, tenant, first_name, last_name, .. } => {
+            let role: Role = role.parse().map_err(|e: crate::domain::UnknownValue| CliError::usage(e.to_string()))?;
+            let tenant_id = match &tenant {
+                Some(d) => Some(tenant_by_domain(&store, d).await?.id),
+                None => None,
+            };
+            let password = read_password_stdin()?;
+            let hash = auth::make_password_blocking(password)
+                .await
+                .map_err(|e| CliError::failed(e.to_string()))?;
+            let new = NewUser { username, email, password_hash: hash, role, tenant_id, first_name, last_name };
+            let user = store.create_user(UserScope::All(all), &new).await?;
+            println!("{}", user.id);
+            Ok(0)
+        }
+        UserCommand::Passwd { username, .. } => {
+            let user = store.user_by_username(UserScope::All(all), &username).await?;
+            let password = read_password_stdin()?;
+            let hash = auth::make_password_blocking(password)
+                .await
+                .map_err(|e| CliError::failed(e.to_string()))?;
+            store.set_password_hash(UserScope::All(all), user.id, &hash).await?;
+            println!("password of {} changed", user.username);
+            Ok(0)
+        }
+        UserCommand::List { tenant, json } => {
+            let scope = match &tenant {
+                Some(d) => {
+                    let t = tenant_by_domain(&store, d).await?;
+                    UserScope::Tenant(Actor::system().tenant_scope(t.id)?)
+                }
+                None => UserScope::All(all),
+            };
+            let users = collect_pages(|page| store.list_users(scope, page, None), |u| u.id).await?;
+            if json {
+                print_json(&users);
+            } else {
+                let rows: Vec<Vec<String>> = users
+                    .iter()
+                    .map(|u| {
+                        vec![
+                            u.id.to_string(),
+                            u.username.clone(),
+                            u.email.clone(),
+                            u.role.clone(),
+                            u.tenant_id.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+                            if u.is_active { "yes".into() } else { "no".into() },
+                        ]
+                    })
+                    .collect();
+                print_table(&["ID", "USERNAME", "EMAIL", "ROLE", "TENANT", "ACTIVE"], &rows);
+            }
+            Ok(0)
+        }
+        UserCommand::Deactivate { username } => {
+            let user = store.user_by_username(UserScope::All(all), &username).await?;
+            store.deactivate_user(UserScope::All(all), user.id).await?;
+            println!("{} deactivated", user.username);
+            Ok(0)
+        }
+    }
+}
+
+async fn tenant_command(config: &Config, cmd: TenantCommand) -> CliResult<u8> {
+    let store = open(config).await?;
+    let all = Actor::system().all_tenants()?;
+    match cmd {
+        TenantCommand::Create { name, domain, plan, monthly_limit } => {
+            let plan: Option<TenantPlan> = plan
+                .map(|p| p.parse())
+                .transpose()
+                .map_err(|e: crate::domain::UnknownValue| CliError::usage(e.to_string()))?;
+            let new = NewTenant { name, domain, plan, monthly_email_limit: monthly_limit, ..NewTenant::default() };
+            let t = store.create_tenant(&all, &new).await?;
+            println!("{}", t.id);
+            Ok(0)
+        }
+        TenantCommand::List { json } => {
+            let tenants = collect_pages(|page| store.list_tenants(&all, page, None), |t| t.id).await?;
+            if json {
+                print_json(&tenants);
+            } else {
+                let rows: Vec<Vec<String>> = tenants.iter().map(tenant_row).collect();
+                print_table(&["ID", "DOMAIN", "NAME", "PLAN", "STATUS", "USED", "LIMIT"], &rows);
+            }
+            Ok(0)
+        }
+        TenantCommand::Show { domain, json } => {
+            let t = tenant_by_domain(&store, &domain).await?;
+            if json {
+                print_json(&t);
+            } else {
+                let fields = [
+                    ("id", t.id.to_string()),
+                    ("name", t.name.clone()),
+                    ("domain", t.domain.clone()),
+                    ("plan", t.plan.clone()),
+                    ("status", t.status.clone()),
+                    ("active", t.is_active.to_string()),
+                    ("monthly limit", t.monthly_email_limit.to_string()),
+                    ("sent this month", t.emails_sent_this_month.to_string()),
+                    ("contact", t.contact_person.clone().unwrap_or_default()),
+                    ("contact email", t.contact_email.clone().unwrap_or_default()),
+                    ("created", t.created_at.map(|d| d.to_string()).unwrap_or_default()),
+                ];
+                for (k, v) in fields {
+                    println!("{k:<16} {v}");
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn tenant_row(t: &Tenant) -> Vec<String> {
+    vec![
+        t.id.to_string(),
+        t.domain.clone(),
+        t.name.clone(),
+        t.plan.clone(),
+        t.status.clone(),
+        t.emails_sent_this_month.to_string(),
+        t.monthly_email_limit.to_string(),
+    ]
+}
+
+/// Walks a keyset-paginated listing to the end.
+async fn collect_pages<T, F, Fut>(mut fetch: F, id: impl Fn(&T) -> i32) -> CliResult<Vec<T>>
+where
+    F: FnMut(crate::db::Page) -> Fut,
+    Fut: std::future::Future<Output = crate::db::DbResult<Vec<T>>>,
+{
+    const PAGE: i64 = 500;
+    let mut all = Vec::new();
+    let mut page = crate::db::Page::first(PAGE);
+    loop {
+        let rows = fetch(page).await?;
+        let done = (rows.len() as i64) < PAGE;
+        if let Some(last) = rows.last() {
+            page = crate::db::Page::after(id(last), PAGE);
+        }
+        all.extend(rows);
+        if done {
+            return Ok(all);
+        }
+    }
+}

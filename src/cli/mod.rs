@@ -1,0 +1,44 @@
+//! The command line: clap definitions (`args.rs`), the handlers (`commands.rs`) and plain
+//! table / JSON output (`output.rs`). Every error leaves as one line with an exit code:
+//! 1 for a refused operation, 2 for usage, configuration or an unreachable database.
+
+mod args;
+mod commands;
+mod output;
+
+pub use args::Cli;
+pub use commands::run;
+
+/// An error on its way out of the process.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn failed(message: impl Into<String>) -> Self {
+        CliError { code: 1, message: message.into() }
+    }
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError { code: 2, message: message.into() }
+    }
+}
+
+impl From<crate::db::DbError> for CliError {
+    fn from(e: crate::db::DbError) -> Self {
+        let code = match e {
+            crate::db::DbError::Connect { .. } => 2,
+            _ => 1,
+        };
+        CliError { code, message: e.to_string() }
+    }
+}
+
+impl From<crate::config::ConfigError> for CliError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        CliError::usage(e.to_string())
+    }
+}
+
+pub type CliResult<T = ()> = Result<T, CliError>;

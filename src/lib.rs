@@ -1,0 +1,11 @@
+//! RecallIQ: a terminal application for the RecallIQ multi-tenant email campaign system.
+//! The binary (`main.rs`) is a thin shell over this library so that integration tests can
+//! drive every layer directly.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod domain;
+pub mod tui;

@@ -1,0 +1,9 @@
+//! The one integration-test binary (one link, fast builds). Store tests run on SQLite and
+//! on Postgres (`store_test!`); CLI tests run the real binary.
+
+mod support;
+
+mod attach;
+mod auth;
+mod cli;
+mod store;

@@ -1,0 +1,101 @@
+//! Runs the real `recalliq` binary with an isolated config and data directory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// An isolated environment for the binary: its own config dir, data dir and database URL.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub database_url: Option<String>,
+}
+
+impl Env {
+    /// Uses the default database (SQLite in the data dir).
+    pub fn new() -> Env {
+        Env { dir: tempfile::tempdir().expect("temp dir"), database_url: None }
+    }
+
+    pub fn with_url(url: &str) -> Env {
+        Env { dir: tempfile::tempdir().expect("temp dir"), database_url: Some(url.to_string()) }
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_recalliq"));
+        cmd.env_remove("RECALLIQ_DATABASE_URL")
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .env("RECALLIQ_CONFIG_DIR", self.config_dir())
+            .env("RECALLIQ_DATA_DIR", self.data_dir())
+            .env("NO_COLOR", "1");
+        if let Some(url) = &self.database_url {
+            cmd.env("RECALLIQ_DATABASE_URL", url);
+        }
+        cmd
+    }
+
+    /// Runs `recalliq ARGS` with `stdin` piped in.
+    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut cmd = self.command();
+        cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn recalliq");
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        Run::from(child.wait_with_output().expect("wait recalliq"))
+    }
+
+    pub fn write_config(&self, text: &str) -> PathBuf {
+        std::fs::create_dir_all(self.config_dir()).unwrap();
+        let p = self.config_dir().join("config.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+/// What a run of the binary produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "expected success\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn fails_with(&self, code: i32, needle: &str) -> &Self {
+        assert_eq!(self.code, code, "wrong exit code\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}: {}", self.stderr);
+        self
+    }
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
