@@ -6,7 +6,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
-use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 
 /// Iteration count of Django 5.x's `PBKDF2PasswordHasher` (Django 5.2 uses 1,000,000).
@@ -38,7 +37,7 @@ pub enum PasswordError {
     /// The stored hash, or a salt / iteration count passed in, is not usable.
     #[error("malformed password hash: {0}")]
     Malformed(HashPart),
-    /// An empty password was given; this module never hashes or checks one.
+    /// `make_password*` was given an empty password; this module never hashes one.
     #[error("password must not be empty")]
     EmptyPassword,
 }
@@ -110,20 +109,26 @@ pub fn make_password_with(
 ///   time).
 /// - `Ok(false)` also for Django's unusable-password marker: `set_unusable_password()` writes
 ///   `!` followed by random characters, which no password may ever match. That is a normal
-///   state of an account, not a corrupt row, so it is not an error.
+///   state of an account, not a corrupt row, so it is not an error. As Django 5.x does
+///   (CVE-2024-39329), a hash at [`DEFAULT_ITERATIONS`] is still computed, so such a user
+///   takes as long to refuse as a wrong password.
+/// - `Ok(false)` for an empty `password`, at once: it never matches, not even a hash Django
+///   made of `""` (Django's forms never let a user set one, and this module never makes one).
+///   A login with an empty password is then just wrong credentials, for every user alike.
 /// - `Err(UnsupportedAlgorithm)` for any other algorithm (e.g. `argon2$...`, `bcrypt_sha256$...`).
 /// - `Err(Malformed)` for a `pbkdf2_sha256` hash that cannot be parsed, including an iteration
-///   count above [`MAX_ITERATIONS`]; nothing is computed then.
-/// - `Err(EmptyPassword)` for an empty `password` (checked after the stored hash is parsed).
-///   Django itself can hash `""`, but its forms never let a user set it, and this module
-///   never creates one.
+///   count above [`MAX_ITERATIONS`]; nothing is computed then. These are checked before the
+///   empty password, so a corrupt row is reported whatever was typed.
 pub fn verify_password(password: &str, encoded: &str) -> Result<bool, PasswordError> {
     if encoded.starts_with(UNUSABLE_PASSWORD_PREFIX) {
+        if !password.is_empty() {
+            std::hint::black_box(derive(password, &random_salt(), DEFAULT_ITERATIONS));
+        }
         return Ok(false);
     }
     let parsed = parse(encoded)?;
     if password.is_empty() {
-        return Err(PasswordError::EmptyPassword);
+        return Ok(false);
     }
     let computed = derive(password, parsed.salt, parsed.iterations);
     Ok(computed.ct_eq(&parsed.hash).into())
@@ -226,9 +231,19 @@ fn random_salt() -> String {
         .collect()
 }
 
+// ring's PBKDF2 is compiled (optimised, with its SHA-256 assembly) in ring itself, so it is
+// fast even in debug builds of recalliq; a generic RustCrypto call would be monomorphised
+// here at our own opt-level and take seconds per login in tests.
 fn derive(password: &str, salt: &str, iterations: u32) -> [u8; HASH_LEN] {
     let mut out = [0u8; HASH_LEN];
-    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt.as_bytes(), iterations, &mut out);
+    let rounds = std::num::NonZeroU32::new(iterations).unwrap_or(std::num::NonZeroU32::MIN);
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        rounds,
+        salt.as_bytes(),
+        password.as_bytes(),
+        &mut out,
+    );
     out
 }
 
@@ -397,29 +412,28 @@ mod tests {
             make_password_with("", "somesalt", 1000),
             Err(PasswordError::EmptyPassword)
         );
-        // Even a hash Django made of "" is not checked.
-        assert_eq!(
-            verify_password("", DJ_EMPTY_PASSWORD),
-            Err(PasswordError::EmptyPassword)
-        );
-        assert_eq!(
-            verify_password("", DJ_36K),
-            Err(PasswordError::EmptyPassword)
-        );
-        // A malformed stored hash is reported before the empty password.
+        // Never matches, not even a hash Django made of "" (and nothing is computed).
+        assert_eq!(verify_password("", DJ_EMPTY_PASSWORD), Ok(false));
+        assert_eq!(verify_password("", DJ_1M), Ok(false));
+        // A malformed or unsupported stored hash is reported before the empty password.
         assert_eq!(
             verify_password("", "pbkdf2_sha256$x$s$h"),
             malformed(HashPart::Iterations)
+        );
+        assert_eq!(
+            verify_password("", "argon2$argon2id$x"),
+            Err(PasswordError::UnsupportedAlgorithm("argon2".into()))
         );
     }
 
     #[test]
     fn unusable_password_marker_never_matches() {
-        assert_eq!(verify_password("anything", DJ_UNUSABLE), Ok(false));
-        assert_eq!(verify_password("", DJ_UNUSABLE), Ok(false));
-        assert_eq!(verify_password("x", "!"), Ok(false));
+        // Each non-empty check runs one dummy 1M-iteration hash (Django's fake runtime).
         assert_eq!(verify_password(&DJ_UNUSABLE[1..], DJ_UNUSABLE), Ok(false));
+        assert_eq!(verify_password("", DJ_UNUSABLE), Ok(false));
+        assert_eq!(verify_password("", "!"), Ok(false));
         assert!(!needs_rehash(DJ_UNUSABLE));
+        assert!(!needs_rehash("!"));
     }
 
     #[test]

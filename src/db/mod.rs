@@ -48,12 +48,20 @@ macro_rules! keyset_sql {
     ($alias:literal, $select_where:expr) => {
         [
             concat!(
-                $select_where, " AND ($1 IS NULL OR ", $alias, ".id > $1) ORDER BY ",
-                $alias, ".id ASC LIMIT $2"
+                $select_where,
+                " AND ($1 IS NULL OR ",
+                $alias,
+                ".id > $1) ORDER BY ",
+                $alias,
+                ".id ASC LIMIT $2"
             ),
             concat!(
-                $select_where, " AND ($1 IS NULL OR ", $alias, ".id < $1) ORDER BY ",
-                $alias, ".id DESC LIMIT $2"
+                $select_where,
+                " AND ($1 IS NULL OR ",
+                $alias,
+                ".id < $1) ORDER BY ",
+                $alias,
+                ".id DESC LIMIT $2"
             ),
         ]
     };
@@ -119,17 +127,33 @@ impl Default for Page {
 
 impl Page {
     pub fn first(limit: i64) -> Page {
-        Page { cursor: None, direction: Direction::Forward, limit }
+        Page {
+            cursor: None,
+            direction: Direction::Forward,
+            limit,
+        }
     }
     pub fn after(id: i32, limit: i64) -> Page {
-        Page { cursor: Some(id), direction: Direction::Forward, limit }
+        Page {
+            cursor: Some(id),
+            direction: Direction::Forward,
+            limit,
+        }
     }
     pub fn before(id: i32, limit: i64) -> Page {
-        Page { cursor: Some(id), direction: Direction::Backward, limit }
+        Page {
+            cursor: Some(id),
+            direction: Direction::Backward,
+            limit,
+        }
     }
     /// The last `limit` rows.
     pub fn last(limit: i64) -> Page {
-        Page { cursor: None, direction: Direction::Backward, limit }
+        Page {
+            cursor: None,
+            direction: Direction::Backward,
+            limit,
+        }
     }
     pub(crate) fn sql(&self, variants: [&'static str; 2]) -> &'static str {
         match self.direction {
@@ -152,7 +176,11 @@ pub(crate) fn like_pattern(search: Option<&str>) -> Option<String> {
     if s.is_empty() {
         return None;
     }
-    let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = s
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     Some(format!("%{escaped}%"))
 }
 
@@ -185,13 +213,22 @@ pub(crate) fn conflict(what: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error
     }
 }
 
-/// Removes the password from a database URL so it can be printed.
+/// Removes the password from a database URL so it can be printed, also from URLs too broken
+/// to parse.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &authority[..colon],
+            &rest[at..]
+        ),
         _ => url.to_string(),
     }
 }
@@ -207,7 +244,10 @@ impl Store {
     /// created with mode 0600 (and its parent directories) when missing.
     pub async fn connect(url: &str) -> DbResult<Store> {
         let redacted = redact_url(url);
-        let fail = |reason: String| DbError::Connect { url: redacted.clone(), reason };
+        let fail = |reason: String| DbError::Connect {
+            url: redacted.clone(),
+            reason,
+        };
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(|e| fail(e.to_string()))?
@@ -227,7 +267,9 @@ impl Store {
                 .connect_with(opts)
                 .await
                 .map_err(|e| fail(describe_sqlx(&e)))?;
-            Ok(Store { pool: Pool::Sqlite(pool) })
+            Ok(Store {
+                pool: Pool::Sqlite(pool),
+            })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url).map_err(|e| fail(e.to_string()))?;
             let pool = PgPoolOptions::new()
@@ -236,7 +278,9 @@ impl Store {
                 .connect_with(opts)
                 .await
                 .map_err(|e| fail(describe_sqlx(&e)))?;
-            Ok(Store { pool: Pool::Postgres(pool) })
+            Ok(Store {
+                pool: Pool::Postgres(pool),
+            })
         } else {
             Err(fail(
                 "unsupported URL scheme (expected sqlite://PATH or postgres://USER@HOST/DB)".into(),
@@ -306,4 +350,27 @@ fn prepare_sqlite_file(path: &Path) -> std::io::Result<()> {
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     let opts = SqliteConnectOptions::from_str(url).ok()?;
     Some(opts.get_filename().to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_print() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(
+            redact_url("postgres://u:secret@/db"),
+            "postgres://u:***@/db"
+        );
+        assert_eq!(
+            redact_url("postgres://u:p@ss@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+    }
 }

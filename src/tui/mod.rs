@@ -26,6 +26,12 @@ impl Options {
 }
 
 /// Opens the TUI on `store`; `login` skips the login screen (the demo).
-pub async fn run_app(_store: Store, _opts: Options, _login: Option<(User, Actor)>) -> color_eyre::Result<()> {
-    Err(color_eyre::eyre::eyre!("the TUI is not available in this version yet (issue #3)"))
+pub async fn run_app(
+    _store: Store,
+    _opts: Options,
+    _login: Option<(User, Actor)>,
+) -> color_eyre::Result<()> {
+    Err(color_eyre::eyre::eyre!(
+        "the TUI is not available in this version yet (issue #3)"
+    ))
 }

@@ -33,8 +33,28 @@ INSERT INTO logs_batchexecutionlog (batch_id, action, message, details) VALUES (
 "#;
 
 const SEED_TABLES: &[&str] = &[
-    "tenants_tenant", "core_user", "emails_emailtemplate", "tenants_group", "tenants_groupemail",
-    "batches_batch", "batches_batchgroup", "logs_emaillog", "logs_batchexecutionlog",
+    "tenants_tenant",
+    "core_user",
+    "emails_emailtemplate",
+    "tenants_group",
+    "tenants_groupemail",
+    "batches_batch",
+    "batches_batchgroup",
+    "logs_emaillog",
+    "logs_batchexecutionlog",
+];
+
+/// Columns recalliq adds; everything else must be left exactly as the web app made it.
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("logs_emaillog", "attempts"),
+    ("logs_emaillog", "next_attempt_at"),
+    ("logs_emaillog", "lease_owner"),
+    ("logs_emaillog", "lease_expires_at"),
+    ("logs_emaillog", "message_id"),
+    ("logs_emaillog", "contact_id"),
+    ("logs_emaillog", "updated_at"),
+    ("batches_batch", "status_reason"),
+    ("batches_batch", "created_by_id"),
 ];
 
 /// Every seed table's columns (name, type, default, nullability) and every row as JSON text,
@@ -52,19 +72,22 @@ async fn snapshot(conn: &mut sqlx::PgConnection) -> Vec<String> {
         .unwrap();
         let seed_cols: Vec<String> = cols
             .iter()
-            .filter(|c| !matches!(c.0.as_str(),
-                "attempts" | "next_attempt_at" | "lease_owner" | "lease_expires_at" | "message_id"
-                | "contact_id" | "updated_at" | "status_reason" | "created_by_id")
-                || (*table != "logs_emaillog" && *table != "batches_batch" && c.0 == "updated_at"))
+            .filter(|c| !ADDED_COLUMNS.contains(&(*table, c.0.as_str())))
             .map(|c| format!("{table}.{}:{}:{:?}:{}", c.0, c.1, c.2, c.3))
             .collect();
         out.extend(seed_cols.iter().cloned());
-        let names: Vec<&str> = seed_cols.iter().map(|c| c.split([':', '.']).nth(1).unwrap()).collect();
+        let names: Vec<&str> = seed_cols
+            .iter()
+            .map(|c| c.split([':', '.']).nth(1).unwrap())
+            .collect();
         let sql = format!(
             "SELECT json_build_array({})::text FROM {table} ORDER BY id",
             names.join(", ")
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await.unwrap();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
         for r in rows {
             out.push(format!("{table}: {}", r.get::<String, _>(0)));
         }
@@ -74,56 +97,127 @@ async fn snapshot(conn: &mut sqlx::PgConnection) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_attaches_to_a_web_app_database() {
-    let Some(db) = PgDb::create().await else { return };
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
     let result = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async {
         let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
         sqlx::raw_sql(WEB_APP_DDL).execute(&mut conn).await.unwrap();
         sqlx::raw_sql(SEED_ROWS).execute(&mut conn).await.unwrap();
         let before = snapshot(&mut conn).await;
-        assert!(before.len() > 100, "snapshot covers columns and rows");
+        assert_eq!(
+            before.len(),
+            85 + 14,
+            "snapshot covers all 85 seed columns and 14 rows"
+        );
 
         // Through the real binary, twice.
         let env = crate::support::cli::Env::with_url(&db.url);
         let first = env.run(&["migrate"], None);
         first.ok();
-        assert!(first.stdout.contains("applied migration(s) 1, 2"), "{}", first.stdout);
+        assert!(
+            first.stdout.contains("applied migration(s) 1, 2"),
+            "{}",
+            first.stdout
+        );
         let second = env.run(&["migrate"], None);
         second.ok();
-        assert!(second.stdout.contains("schema is current (version 2)"), "{}", second.stdout);
+        assert!(
+            second.stdout.contains("schema is current (version 2)"),
+            "{}",
+            second.stdout
+        );
 
         let after = snapshot(&mut conn).await;
         assert_eq!(before, after, "no seed column or row changed");
-        let sqlx_table: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+        let sqlx_table: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
         assert_eq!(sqlx_table, None, "only recalliq_ tables are added");
 
         // Every row reads back through the store.
         let store = Store::connect(&db.url).await.unwrap();
         let all = Actor::system().all_tenants().unwrap();
-        let tenants = store.list_tenants(&all, Page::first(10), None).await.unwrap();
+        let tenants = store
+            .list_tenants(&all, Page::first(10), None)
+            .await
+            .unwrap();
         assert_eq!(tenants.len(), 3);
         assert_eq!(tenants[0].settings.as_ref().unwrap().0["tz"], "UTC");
         let nulls = &tenants[2];
-        assert!(nulls.is_active && nulls.plan == "basic" && nulls.monthly_email_limit == 1000, "NULLs read as the seed defaults");
-        let users = store.list_users(UserScope::All(all), Page::first(10), None).await.unwrap();
-        assert_eq!(users.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(), ["root", "ann"]);
+        assert!(
+            nulls.is_active && nulls.plan == "basic" && nulls.monthly_email_limit == 1000,
+            "NULLs read as the seed defaults"
+        );
+        let users = store
+            .list_users(UserScope::All(all), Page::first(10), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            users
+                .iter()
+                .map(|u| u.username.as_str())
+                .collect::<Vec<_>>(),
+            ["root", "ann"]
+        );
         let scope = Actor::system().tenant_scope(tenants[0].id).unwrap();
-        let tpl = store.list_templates(scope, Page::first(10), None).await.unwrap();
-        assert_eq!(tpl[0].variables.as_ref().unwrap().0, serde_json::json!(["name"]));
-        let groups = store.list_groups(scope, Page::first(10), None).await.unwrap();
+        let tpl = store
+            .list_templates(scope, Page::first(10), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            tpl[0].variables.as_ref().unwrap().0,
+            serde_json::json!(["name"])
+        );
+        let groups = store
+            .list_groups(scope, Page::first(10), None)
+            .await
+            .unwrap();
         assert_eq!(groups.len(), 1);
-        let contacts = store.list_contacts(scope, groups[0].id, Page::first(10), None).await.unwrap();
+        let contacts = store
+            .list_contacts(scope, groups[0].id, Page::first(10), None)
+            .await
+            .unwrap();
         assert_eq!(contacts.len(), 2);
         assert_eq!(contacts[0].variables.as_ref().unwrap().0["city"], "Oslo");
-        let batches = store.list_batches(scope, Page::first(10), None).await.unwrap();
-        assert_eq!((batches[0].status.as_str(), batches[0].sent_count, batches[0].failed_count), ("completed", 1, 1));
-        assert_eq!(store.batch_groups(scope, batches[0].id).await.unwrap().len(), 1);
-        let logs = store.list_email_logs(scope, batches[0].id, Page::first(10), None).await.unwrap();
-        assert_eq!(logs[1].smtp_response.as_deref(), Some("550 5.1.1 no such user"));
-        assert_eq!(logs[0].attempts, 0, "new engine columns read their defaults");
-        let xl = store.list_execution_logs(scope, batches[0].id, Page::first(10)).await.unwrap();
+        let batches = store
+            .list_batches(scope, Page::first(10), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                batches[0].status.as_str(),
+                batches[0].sent_count,
+                batches[0].failed_count
+            ),
+            ("completed", 1, 1)
+        );
+        assert_eq!(
+            store
+                .batch_groups(scope, batches[0].id)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let logs = store
+            .list_email_logs(scope, batches[0].id, Page::first(10), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            logs[1].smtp_response.as_deref(),
+            Some("550 5.1.1 no such user")
+        );
+        assert_eq!(
+            logs[0].attempts, 0,
+            "new engine columns read their defaults"
+        );
+        let xl = store
+            .list_execution_logs(scope, batches[0].id, Page::first(10))
+            .await
+            .unwrap();
         assert_eq!(xl[0].details.as_ref().unwrap().0["n"], 2);
         store.close().await;
         conn.close().await.unwrap();

@@ -13,11 +13,17 @@ pub struct Env {
 impl Env {
     /// Uses the default database (SQLite in the data dir).
     pub fn new() -> Env {
-        Env { dir: tempfile::tempdir().expect("temp dir"), database_url: None }
+        Env {
+            dir: tempfile::tempdir().expect("temp dir"),
+            database_url: None,
+        }
     }
 
     pub fn with_url(url: &str) -> Env {
-        Env { dir: tempfile::tempdir().expect("temp dir"), database_url: Some(url.to_string()) }
+        Env {
+            dir: tempfile::tempdir().expect("temp dir"),
+            database_url: Some(url.to_string()),
+        }
     }
 
     pub fn config_dir(&self) -> PathBuf {
@@ -45,10 +51,18 @@ impl Env {
     /// Runs `recalliq ARGS` with `stdin` piped in.
     pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Run {
         let mut cmd = self.command();
-        cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn recalliq");
         if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         } else {
             drop(child.stdin.take());
         }
@@ -84,14 +98,26 @@ impl From<Output> for Run {
 impl Run {
     #[track_caller]
     pub fn ok(&self) -> &Self {
-        assert_eq!(self.code, 0, "expected success\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     #[track_caller]
     pub fn fails_with(&self, code: i32, needle: &str) -> &Self {
-        assert_eq!(self.code, code, "wrong exit code\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
-        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}: {}", self.stderr);
+        assert_eq!(
+            self.code, code,
+            "wrong exit code\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}: {}",
+            self.stderr
+        );
         self
     }
 }

@@ -16,11 +16,14 @@ use sqlx::Connection;
 
 /// Server URL with the database part left out.
 pub fn pg_server_url() -> String {
-    std::env::var("RECALLIQ_TEST_PG_URL").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432".to_string())
+    std::env::var("RECALLIQ_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432".to_string())
 }
 
 pub fn ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 fn random_name(prefix: &str) -> String {
@@ -44,7 +47,9 @@ impl PgDb {
                 if ci() {
                     panic!("CI=true but Postgres at {admin_url} is unreachable: {e}");
                 }
-                eprintln!("NOTICE: Postgres unreachable at {admin_url} ({e}); Postgres variant not run (set CI=true to make this fatal)");
+                eprintln!(
+                    "NOTICE: Postgres unreachable at {admin_url} ({e}); Postgres variant not run (set CI=true to make this fatal)"
+                );
                 return None;
             }
         };
@@ -54,15 +59,21 @@ impl PgDb {
             .await
             .expect("create test database");
         let _ = admin.close().await;
-        Some(PgDb { url: format!("{}/{name}", pg_server_url()), name })
+        Some(PgDb {
+            url: format!("{}/{name}", pg_server_url()),
+            name,
+        })
     }
 
     pub async fn drop_db(&self) {
         let admin_url = format!("{}/postgres", pg_server_url());
         if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
-                .execute(&mut admin)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            )))
+            .execute(&mut admin)
+            .await;
             let _ = admin.close().await;
         }
     }
@@ -101,7 +112,9 @@ where
     F: FnOnce(Store) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(db) = PgDb::create().await else { return };
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
     let result = AssertUnwindSafe(async {
         let store = Store::connect(&db.url).await.expect("open postgres");
         store.migrate().await.expect("migrate postgres");
@@ -140,7 +153,14 @@ macro_rules! store_test {
 pub async fn tenant(store: &Store, domain: &str) -> (Tenant, TenantScope) {
     let all = Actor::system().all_tenants().unwrap();
     let t = store
-        .create_tenant(&all, &NewTenant { name: format!("Tenant {domain}"), domain: domain.into(), ..NewTenant::default() })
+        .create_tenant(
+            &all,
+            &NewTenant {
+                name: format!("Tenant {domain}"),
+                domain: domain.into(),
+                ..NewTenant::default()
+            },
+        )
         .await
         .expect("create tenant");
     let scope = Actor::system().tenant_scope(t.id).unwrap();
