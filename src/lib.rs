@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod csvio;
 pub mod db;
 pub mod demo;
 pub mod domain;

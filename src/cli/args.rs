@@ -48,8 +48,15 @@ pub enum Command {
     Tenant(TenantCommand),
     /// Run the sending engine headless (not available yet)
     Worker(Pending),
-    /// Contact groups: import, export, create (not available yet)
-    Group(Pending),
+    /// Contact groups: create, list, import and export CSV, delete
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Contacts of a group
+    #[command(subcommand)]
+    Contact(ContactCommand),
+    /// The tenant's suppression list: addresses never sent to
+    #[command(subcommand)]
+    Suppress(SuppressCommand),
     /// Email templates (not available yet)
     Template(Pending),
     /// Batches: create, start, pause, resume, cancel, retry (not available yet)
@@ -162,5 +169,178 @@ pub enum TenantCommand {
         domain: String,
         #[arg(long)]
         json: bool,
+    },
+    /// The tenant's sender addresses (From)
+    #[command(subcommand)]
+    Sender(SenderCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SenderCommand {
+    /// Add a sender address
+    Add {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List sender addresses
+    List {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deactivate a sender address
+    Deactivate {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Create a group (prints its id)
+    Create {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List active groups with total and active contact counts
+    List {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one group (name or id)
+    Show {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        group: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deactivate a group
+    Deactivate {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        group: String,
+    },
+    /// Delete a group and its contacts (refused while a running batch uses it)
+    Delete {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        group: String,
+        /// Do not ask for confirmation
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Import contacts from CSV: an `email` column, optional `name`, other columns become variables
+    Import {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(long, value_name = "NAME")]
+        group: String,
+        file: PathBuf,
+        /// Show the preview and summary, write nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Import the valid rows even when some are invalid
+        #[arg(long)]
+        skip_invalid: bool,
+        /// Create the group when it does not exist
+        #[arg(long)]
+        create: bool,
+        /// Print the summary as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a group's contacts as CSV (standard output by default)
+    Export {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(long, value_name = "NAME")]
+        group: String,
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContactCommand {
+    /// Add a contact to a group (prints its id)
+    Add {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// A variable of this contact, KEY=VALUE (repeatable)
+        #[arg(long = "var", value_name = "KEY=VALUE")]
+        vars: Vec<String>,
+    },
+    /// List a group's contacts
+    List {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(long)]
+        group: String,
+        /// Only contacts whose email or name contains this
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deactivate a contact of a group
+    Deactivate {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(long)]
+        group: String,
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SuppressCommand {
+    /// Suppress addresses
+    Add {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(required = true)]
+        emails: Vec<String>,
+        #[arg(long, default_value = "manual")]
+        reason: String,
+    },
+    /// Lift the suppression of addresses
+    Remove {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(required = true)]
+        emails: Vec<String>,
+    },
+    /// List suppressed addresses
+    List {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suppress every address of a CSV file (an `email` column)
+    Import {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        file: PathBuf,
+        #[arg(long, default_value = "import")]
+        reason: String,
     },
 }

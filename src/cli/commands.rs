@@ -59,7 +59,15 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         }
         Some(Command::Tenant(cmd)) => tenant_command(&config, cmd).await,
         Some(Command::Worker(_)) => Err(pending("worker", 6)),
-        Some(Command::Group(_)) => Err(pending("group", 4)),
+        Some(Command::Group(cmd)) => {
+            super::contacts::group_command(&open(&config).await?, cmd).await
+        }
+        Some(Command::Contact(cmd)) => {
+            super::contacts::contact_command(&open(&config).await?, cmd).await
+        }
+        Some(Command::Suppress(cmd)) => {
+            super::contacts::suppress_command(&open(&config).await?, cmd).await
+        }
         Some(Command::Template(_)) => Err(pending("template", 5)),
         Some(Command::Batch(_)) => Err(pending("batch", 6)),
         Some(Command::Logs(_)) => Err(pending("logs", 7)),
@@ -100,7 +108,7 @@ fn read_password_stdin() -> CliResult<String> {
     Ok(password)
 }
 
-async fn tenant_by_domain(store: &Store, domain: &str) -> CliResult<Tenant> {
+pub(super) async fn tenant_by_domain(store: &Store, domain: &str) -> CliResult<Tenant> {
     let all = Actor::system().all_tenants()?;
     Ok(store.tenant_by_domain(&all, domain).await?)
 }
@@ -258,6 +266,7 @@ async fn tenant_command(config: &Config, cmd: TenantCommand) -> CliResult<u8> {
             }
             Ok(0)
         }
+        TenantCommand::Sender(cmd) => super::contacts::sender_command(&store, cmd).await,
         TenantCommand::Show { domain, json } => {
             let t = tenant_by_domain(&store, &domain).await?;
             if json {
@@ -301,7 +310,10 @@ fn tenant_row(t: &Tenant) -> Vec<String> {
 }
 
 /// Walks a keyset-paginated listing to the end.
-async fn collect_pages<T, F, Fut>(mut fetch: F, id: impl Fn(&T) -> i32) -> CliResult<Vec<T>>
+pub(super) async fn collect_pages<T, F, Fut>(
+    mut fetch: F,
+    id: impl Fn(&T) -> i32,
+) -> CliResult<Vec<T>>
 where
     F: FnMut(crate::db::Page) -> Fut,
     Fut: std::future::Future<Output = crate::db::DbResult<Vec<T>>>,

@@ -4,6 +4,7 @@
 
 mod args;
 mod commands;
+mod contacts;
 mod output;
 
 pub use args::Cli;

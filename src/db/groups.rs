@@ -405,3 +405,214 @@ impl Store {
         self.get_contact(scope, id).await
     }
 }
+
+/// What an import did (or, for a dry run, would do).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportCounts {
+    pub new: usize,
+    pub updated: usize,
+}
+
+/// Rows per multi-row statement in bulk writes: 500 rows x 5 parameters stays far below
+/// both backends' parameter limits.
+const BULK_ROWS: usize = 500;
+
+impl Store {
+    /// Deletes a group with its contacts. Refused while a scheduled, running or paused batch
+    /// uses it; finished and draft batches merely lose the link.
+    pub async fn delete_group(&self, scope: TenantScope, id: i32) -> DbResult<()> {
+        let group = self.get_group(scope, id).await?;
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let busy: Option<(i32, String, String)> = sqlx::query_as(
+                "SELECT b.id, b.name, COALESCE(b.status, 'draft') FROM batches_batchgroup bg
+                 JOIN batches_batch b ON b.id = bg.batch_id
+                 WHERE bg.group_id = $1 AND b.status IN ('scheduled', 'running', 'paused') LIMIT 1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((bid, bname, status)) = busy {
+                return Err(DbError::Invalid(format!(
+                    "group '{}' is used by {status} batch #{bid} '{bname}'; cancel or finish it first",
+                    group.name
+                )));
+            }
+            sqlx::query("DELETE FROM batches_batchgroup WHERE group_id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM tenants_groupemail WHERE group_id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM tenants_group WHERE id = $1 AND tenant_id = $2")
+                .bind(id)
+                .bind(scope.tenant_id())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn delete_contact(&self, scope: TenantScope, id: i32) -> DbResult<()> {
+        self.get_contact(scope, id).await?;
+        on_pool!(self, p => {
+            sqlx::query("DELETE FROM tenants_groupemail WHERE id = $1").bind(id).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// Copies (or moves) contacts into another group of the same tenant. Addresses already
+    /// in the target (case-insensitively) are skipped; returns how many were copied/moved.
+    pub async fn copy_contacts(
+        &self,
+        scope: TenantScope,
+        contact_ids: &[i32],
+        target_group: i32,
+        move_them: bool,
+    ) -> DbResult<usize> {
+        self.get_group(scope, target_group).await?;
+        let mut contacts = Vec::with_capacity(contact_ids.len());
+        for id in contact_ids {
+            contacts.push(self.get_contact(scope, *id).await?);
+        }
+        let ts = now();
+        let done = on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let mut done = 0usize;
+            for c in &contacts {
+                if c.group_id == target_group {
+                    continue;
+                }
+                let n = sqlx::query(
+                    "INSERT INTO tenants_groupemail (group_id, email, name, is_active, variables, created_at)
+                     SELECT $1, $2, $3, $4, $5, $6
+                     WHERE NOT EXISTS (SELECT 1 FROM tenants_groupemail WHERE group_id = $1 AND LOWER(email) = LOWER($2))",
+                )
+                .bind(target_group)
+                .bind(&c.email)
+                .bind(&c.name)
+                .bind(c.is_active)
+                .bind(&c.variables)
+                .bind(ts)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if move_them {
+                    sqlx::query("DELETE FROM tenants_groupemail WHERE id = $1").bind(c.id).execute(&mut *tx).await?;
+                }
+                done += n as usize;
+            }
+            tx.commit().await?;
+            done
+        });
+        Ok(done)
+    }
+
+    /// Lower-cased address -> contact id of every contact in a group.
+    pub async fn contact_ids_by_email(
+        &self,
+        scope: TenantScope,
+        group_id: i32,
+    ) -> DbResult<std::collections::HashMap<String, i32>> {
+        self.get_group(scope, group_id).await?;
+        let rows: Vec<(i32, String)> = on_pool!(self, p => {
+            sqlx::query_as("SELECT id, email FROM tenants_groupemail WHERE group_id = $1")
+                .bind(group_id)
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, e)| (e.to_lowercase(), id))
+            .collect())
+    }
+
+    /// Imports contacts into a group in one transaction: new addresses are inserted, known
+    /// ones (case-insensitively) get the file's name and variables (an empty name or a file
+    /// without variable columns keeps what is stored). All or nothing.
+    /// `progress` is called with the number of rows written so far.
+    pub async fn import_contacts(
+        &self,
+        scope: TenantScope,
+        group_id: i32,
+        rows: &[crate::csvio::ImportRow],
+        progress: &mut (dyn FnMut(usize) + Send),
+    ) -> DbResult<ImportCounts> {
+        self.get_group(scope, group_id).await?;
+        let ts = now();
+        let counts = on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let existing: Vec<(i32, String)> =
+                sqlx::query_as("SELECT id, email FROM tenants_groupemail WHERE group_id = $1")
+                    .bind(group_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let known: std::collections::HashMap<String, i32> =
+                existing.into_iter().map(|(id, e)| (e.to_lowercase(), id)).collect();
+            let (updates, inserts): (Vec<_>, Vec<_>) =
+                rows.iter().partition(|r| known.contains_key(&r.email.to_lowercase()));
+            let mut written = 0usize;
+            for chunk in inserts.chunks(BULK_ROWS) {
+                let mut sql = String::from(
+                    "INSERT INTO tenants_groupemail (group_id, email, name, is_active, variables, created_at) VALUES ",
+                );
+                for i in 0..chunk.len() {
+                    let b = i * 4;
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("($1, ${}, ${}, TRUE, ${}, ${})", b + 2, b + 3, b + 4, b + 5));
+                }
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(group_id);
+                for r in chunk {
+                    q = q.bind(&r.email).bind(&r.name).bind(r.variables.clone().map(Json)).bind(ts);
+                }
+                q.execute(&mut *tx).await?;
+                written += chunk.len();
+                progress(written);
+            }
+            for chunk in updates.chunks(BULK_ROWS) {
+                let mut sql = String::from("WITH v(id, name, variables) AS (VALUES ");
+                for i in 0..chunk.len() {
+                    let b = i * 3;
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("(${}, ${}, ${})", b + 1, b + 2, b + 3));
+                }
+                sql.push_str(
+                    ") UPDATE tenants_groupemail
+                     SET name = COALESCE(v.name, tenants_groupemail.name),
+                         variables = COALESCE(v.variables, tenants_groupemail.variables)
+                     FROM v WHERE tenants_groupemail.id = v.id",
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for r in chunk {
+                    let id = known.get(&r.email.to_lowercase()).copied().unwrap_or_default();
+                    q = q.bind(id).bind(&r.name).bind(r.variables.clone().map(Json));
+                }
+                q.execute(&mut *tx).await?;
+                written += chunk.len();
+                progress(written);
+            }
+            tx.commit().await?;
+            ImportCounts { new: inserts.len(), updated: updates.len() }
+        });
+        Ok(counts)
+    }
+
+    /// Every contact of a group in id order (exports).
+    pub async fn all_contacts(&self, scope: TenantScope, group_id: i32) -> DbResult<Vec<Contact>> {
+        self.get_group(scope, group_id).await?;
+        let mut all = Vec::new();
+        let mut page = Page::first(5000);
+        loop {
+            let rows = self.list_contacts(scope, group_id, page, None).await?;
+            let done = rows.len() < 5000;
+            if let Some(last) = rows.last() {
+                page = Page::after(last.id, 5000);
+            }
+            all.extend(rows);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+}

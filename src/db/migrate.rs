@@ -24,10 +24,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0002_engine_columns.sql"),
         postgres: include_str!("../../migrations/postgres/0002_engine_columns.sql"),
     },
+    Migration {
+        version: 3,
+        name: "suppression",
+        sqlite: include_str!("../../migrations/sqlite/0003_suppression.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_suppression.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 2;
+pub const LATEST_VERSION: i64 = 3;
 
 const CREATE_TRACKING: &str = "CREATE TABLE IF NOT EXISTS recalliq_schema_migrations (
     version BIGINT PRIMARY KEY,

@@ -7,15 +7,19 @@ mod groups;
 mod logs;
 mod migrate;
 mod scope;
+mod suppression;
 mod templates;
 mod tenants;
 mod users;
 
 pub use batches::{Batch, BatchGroup, NewBatch};
-pub use groups::{Contact, Group, GroupCounts, NewContact};
+pub use groups::{Contact, Group, GroupCounts, ImportCounts, NewContact};
 pub use logs::{EmailLog, ExecutionLog, NewEmailLog};
-pub use migrate::MigrationReport;
+pub use migrate::{LATEST_VERSION, MigrationReport};
 pub use scope::{Actor, AllTenants, TenantScope};
+pub use suppression::{
+    REASON_BOUNCED, REASON_IMPORT, REASON_MANUAL, REASON_UNSUBSCRIBED, Suppression,
+};
 pub use templates::{NewTemplate, Template};
 pub use tenants::{NewTenant, Tenant, TenantEmail, TenantUpdate};
 pub use users::{NewUser, User, UserScope, UserUpdate};

@@ -116,14 +116,17 @@ async fn migrate_attaches_to_a_web_app_database() {
         let first = env.run(&["migrate"], None);
         first.ok();
         assert!(
-            first.stdout.contains("applied migration(s) 1, 2"),
+            first.stdout.contains("applied migration(s) 1, 2, 3"),
             "{}",
             first.stdout
         );
         let second = env.run(&["migrate"], None);
         second.ok();
         assert!(
-            second.stdout.contains("schema is current (version 2)"),
+            second.stdout.contains(&format!(
+                "schema is current (version {})",
+                recalliq::db::LATEST_VERSION
+            )),
             "{}",
             second.stdout
         );

@@ -399,7 +399,8 @@ async fn postgres_needs_explicit_migrate_then_works() {
     db.drop_db().await;
     r.fails_with(1, "run `recalliq migrate`");
     r2.ok();
-    assert!(r2.stdout.contains("\"current\": 2"), "{}", r2.stdout);
+    let expected = format!("\"current\": {}", recalliq::db::LATEST_VERSION);
+    assert!(r2.stdout.contains(&expected), "{}", r2.stdout);
     r3.ok();
     assert!(r4.stdout.contains("p.test"));
     let _ = pg_server_url();

@@ -6,4 +6,5 @@ mod support;
 mod attach;
 mod auth;
 mod cli;
+mod contacts;
 mod store;

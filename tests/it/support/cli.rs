@@ -125,3 +125,42 @@ impl Run {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// Runs `test` with an environment on the default SQLite database, then again on a fresh,
+/// migrated Postgres database (dropped afterwards, also on panic).
+pub fn on_both_backends(test: impl Fn(&Env)) {
+    test(&Env::new());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(db) = rt.block_on(super::PgDb::create()) else {
+        return;
+    };
+    let env = Env::with_url(&db.url);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        env.run(&["migrate"], None).ok();
+        test(&env);
+    }));
+    rt.block_on(db.drop_db());
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
+
+impl Env {
+    /// Writes `bytes` to a file in the environment's directory and returns its path.
+    pub fn file(&self, name: &str, bytes: &[u8]) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.display().to_string()
+    }
+
+    /// Runs and parses standard output as JSON, asserting success.
+    #[track_caller]
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let r = self.run(args, None);
+        r.ok();
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.stdout))
+    }
+}
