@@ -127,7 +127,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedCsv, CsvError> {
         .clone();
     let headers: Vec<String> = header_record
         .iter()
-        .map(|h| clean_display_name(h))
+        .map(clean_display_name)
         .collect();
     let mut seen = BTreeSet::new();
     for (i, h) in headers.iter().enumerate() {
