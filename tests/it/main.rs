@@ -4,6 +4,9 @@
 mod support;
 
 mod attach;
-mod auth;
-mod cli;
+// `auth` and `cli` are declared on the foundation commit but their files are not in it, so
+// the binary did not compile; they come back when their modules land.
+// mod auth;
+// mod cli;
+mod demo;
 mod store;
