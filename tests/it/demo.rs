@@ -10,12 +10,12 @@ use crate::support::cli::{Env, Run};
 
 /// (username, role, password) of the credentials table of the summary.
 fn credentials(text: &str) -> Vec<(String, String, String)> {
-    let mut lines = text
+    let lines = text
         .lines()
         .skip_while(|l| !l.trim_start().starts_with("USERNAME"))
         .skip(1);
     let mut out = Vec::new();
-    for l in lines.by_ref() {
+    for l in lines {
         let cols: Vec<&str> = l.split_whitespace().collect();
         if cols.len() != 4 {
             break;
