@@ -998,7 +998,7 @@ pub async fn add_log_batch(store: &Store, n: u64) -> Result<i32> {
                 CASE WHEN h % 100 < 94 THEN NULL WHEN h % 100 < 96 THEN 'gave up after 3 attempts: 421 4.7.0 Try again later'
                      WHEN h % 100 < 98 THEN 'bounced: 552 5.2.2 Mailbox full'
                      ELSE 'recipient rejected by the receiving server' END,
-                CASE WHEN h % 100 < 94 THEN printf('250 2.0.0 Ok: queued as %010X', h * 255 % 1099511627775)
+                CASE WHEN h % 100 < 94 THEN printf('250 2.0.0 Ok: queued as %010X', (h * 255 + 24301) % 1099511627775)
                      WHEN h % 100 < 96 THEN '421 4.7.0 Try again later'
                      WHEN h % 100 < 98 THEN '552 5.2.2 Mailbox full'
                      ELSE printf('550 5.1.1 <%s>: Recipient address rejected: User unknown', email) END,
