@@ -7,4 +7,5 @@ mod attach;
 mod auth;
 mod cli;
 mod contacts;
+mod demo;
 mod store;
