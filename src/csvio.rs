@@ -125,10 +125,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedCsv, CsvError> {
             message: e.to_string(),
         })?
         .clone();
-    let headers: Vec<String> = header_record
-        .iter()
-        .map(clean_display_name)
-        .collect();
+    let headers: Vec<String> = header_record.iter().map(clean_display_name).collect();
     let mut seen = BTreeSet::new();
     for (i, h) in headers.iter().enumerate() {
         if h.is_empty() {
