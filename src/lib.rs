@@ -8,4 +8,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod domain;
+pub mod mail;
+pub mod render;
+pub mod secrets;
 pub mod tui;

@@ -60,7 +60,8 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Some(Command::Tenant(cmd)) => tenant_command(&config, cmd).await,
         Some(Command::Worker(_)) => Err(pending("worker", 6)),
         Some(Command::Group(_)) => Err(pending("group", 4)),
-        Some(Command::Template(_)) => Err(pending("template", 5)),
+        Some(Command::Template(cmd)) => super::mail_commands::template_command(&config, cmd).await,
+        Some(Command::Smtp(cmd)) => super::mail_commands::smtp_command(&config, cmd).await,
         Some(Command::Batch(_)) => Err(pending("batch", 6)),
         Some(Command::Logs(_)) => Err(pending("logs", 7)),
         Some(Command::Stats(_)) => Err(pending("stats", 8)),
@@ -88,7 +89,7 @@ pub async fn open(config: &Config) -> CliResult<Store> {
 }
 
 /// Reads a password from standard input: everything up to the first line break.
-fn read_password_stdin() -> CliResult<String> {
+pub(super) fn read_password_stdin() -> CliResult<String> {
     let mut buf = String::new();
     std::io::stdin().read_to_string(&mut buf).map_err(|e| {
         CliError::usage(format!("cannot read the password from standard input: {e}"))
@@ -100,7 +101,7 @@ fn read_password_stdin() -> CliResult<String> {
     Ok(password)
 }
 
-async fn tenant_by_domain(store: &Store, domain: &str) -> CliResult<Tenant> {
+pub(super) async fn tenant_by_domain(store: &Store, domain: &str) -> CliResult<Tenant> {
     let all = Actor::system().all_tenants()?;
     Ok(store.tenant_by_domain(&all, domain).await?)
 }

@@ -4,6 +4,7 @@
 
 mod args;
 mod commands;
+mod mail_commands;
 mod output;
 
 pub use args::Cli;
