@@ -9,4 +9,7 @@ pub mod csvio;
 pub mod db;
 pub mod demo;
 pub mod domain;
+pub mod mail;
+pub mod render;
+pub mod secrets;
 pub mod tui;

@@ -57,8 +57,12 @@ pub enum Command {
     /// The tenant's suppression list: addresses never sent to
     #[command(subcommand)]
     Suppress(SuppressCommand),
-    /// Email templates (not available yet)
-    Template(Pending),
+    /// Email templates: create, list, show, preview, send-test
+    #[command(subcommand)]
+    Template(TemplateCommand),
+    /// A tenant's mail transport: SMTP server or outbox directory
+    #[command(subcommand)]
+    Smtp(SmtpCommand),
     /// Batches: create, start, pause, resume, cancel, retry (not available yet)
     Batch(Pending),
     /// Email logs: export and tail (not available yet)
@@ -343,4 +347,131 @@ pub enum SuppressCommand {
         #[arg(long, default_value = "import")]
         reason: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Create a template from files; prints its id and records the variables it uses
+    Create {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        subject: String,
+        /// HTML body (minijinja; values are HTML-escaped)
+        #[arg(long, value_name = "FILE")]
+        html_file: PathBuf,
+        /// Text body; derived from the HTML when left out
+        #[arg(long, value_name = "FILE")]
+        text_file: Option<PathBuf>,
+    },
+    /// List a tenant's templates
+    List {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one template
+    Show {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        /// Template name or id
+        template: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the complete message (headers and parts) as it would be sent to one contact
+    Preview {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        /// Template name or id
+        #[arg(long, value_name = "NAME_OR_ID")]
+        template: String,
+        /// Group name or id
+        #[arg(long, value_name = "NAME_OR_ID")]
+        group: String,
+        /// The contact's address
+        #[arg(long, value_name = "ADDR")]
+        email: String,
+    },
+    /// Render for one contact and send it to another address through the tenant's transport
+    SendTest {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(long, value_name = "NAME_OR_ID")]
+        template: String,
+        #[arg(long, value_name = "NAME_OR_ID")]
+        group: String,
+        /// The contact whose data fills the template
+        #[arg(long, value_name = "EMAIL")]
+        contact: String,
+        /// Where the test message goes
+        #[arg(long, value_name = "ADDR")]
+        to: String,
+    },
+}
+
+/// How the SMTP connection is secured (flag values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SecurityArg {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SmtpCommand {
+    /// Set the tenant's transport: an SMTP server, or --outbox [PATH] for .eml files
+    Set(SmtpSetArgs),
+    /// Show the tenant's transport (never the password)
+    Show {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Connect to the tenant's SMTP server and report greeting, EHLO, STARTTLS and AUTH
+    Test {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SmtpSetArgs {
+    #[arg(long, value_name = "DOMAIN")]
+    pub tenant: String,
+    /// Write messages as .eml files into PATH (default: outbox/ in the data directory)
+    #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with_all = ["host", "port", "security", "username", "password_stdin", "connections", "rate", "rate_per_hour", "insecure_tls"])]
+    pub outbox: Option<Option<PathBuf>>,
+    #[arg(long, required_unless_present = "outbox")]
+    pub host: Option<String>,
+    #[arg(long, required_unless_present = "outbox")]
+    pub port: Option<u16>,
+    #[arg(long, value_enum, required_unless_present = "outbox")]
+    pub security: Option<SecurityArg>,
+    #[arg(long, requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the SMTP password from standard input (it is stored encrypted)
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+    /// Sender address: one of the tenant's active sender addresses
+    #[arg(long, value_name = "ADDR")]
+    pub from: Option<String>,
+    #[arg(long, value_name = "ADDR")]
+    pub reply_to: Option<String>,
+    /// Parallel connections (default 4)
+    #[arg(long, value_name = "N")]
+    pub connections: Option<u32>,
+    /// Messages per second
+    #[arg(long, value_name = "N")]
+    pub rate: Option<u32>,
+    /// Messages per hour
+    #[arg(long, value_name = "N")]
+    pub rate_per_hour: Option<u32>,
+    /// Accept self-signed or invalid certificates (test servers only)
+    #[arg(long)]
+    pub insecure_tls: bool,
 }

@@ -68,7 +68,8 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Some(Command::Suppress(cmd)) => {
             super::contacts::suppress_command(&open(&config).await?, cmd).await
         }
-        Some(Command::Template(_)) => Err(pending("template", 5)),
+        Some(Command::Template(cmd)) => super::mail_commands::template_command(&config, cmd).await,
+        Some(Command::Smtp(cmd)) => super::mail_commands::smtp_command(&config, cmd).await,
         Some(Command::Batch(_)) => Err(pending("batch", 6)),
         Some(Command::Logs(_)) => Err(pending("logs", 7)),
         Some(Command::Stats(_)) => Err(pending("stats", 8)),
@@ -96,7 +97,7 @@ pub async fn open(config: &Config) -> CliResult<Store> {
 }
 
 /// Reads a password from standard input: everything up to the first line break.
-fn read_password_stdin() -> CliResult<String> {
+pub(super) fn read_password_stdin() -> CliResult<String> {
     let mut buf = String::new();
     std::io::stdin().read_to_string(&mut buf).map_err(|e| {
         CliError::usage(format!("cannot read the password from standard input: {e}"))

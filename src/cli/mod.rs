@@ -5,6 +5,7 @@
 mod args;
 mod commands;
 mod contacts;
+mod mail_commands;
 mod output;
 
 pub use args::Cli;

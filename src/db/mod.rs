@@ -8,6 +8,7 @@ mod logs;
 mod migrate;
 mod scope;
 mod suppression;
+mod smtp;
 mod templates;
 mod tenants;
 mod users;
@@ -20,6 +21,7 @@ pub use scope::{Actor, AllTenants, TenantScope};
 pub use suppression::{
     REASON_BOUNCED, REASON_IMPORT, REASON_MANUAL, REASON_UNSUBSCRIBED, Suppression,
 };
+pub use smtp::{OutboxSettings, Security, SmtpServer, SmtpSettings};
 pub use templates::{NewTemplate, Template};
 pub use tenants::{NewTenant, Tenant, TenantEmail, TenantUpdate};
 pub use users::{NewUser, User, UserScope, UserUpdate};
