@@ -153,7 +153,7 @@ pub async fn template_command(config: &Config, cmd: TemplateCommand) -> CliResul
             email,
         } => {
             let ctx = MessageContext::load(&store, &tenant, &template, &group, &email).await?;
-            let message = ctx.build(&email, ctx.contact.name.as_deref())?;
+            let message = ctx.build(&ctx.contact.email, ctx.contact.name.as_deref())?;
             print!("{}", String::from_utf8_lossy(&message.formatted()));
             Ok(0)
         }
