@@ -213,6 +213,26 @@ async fn fixture() -> Fixture {
         )
         .await
         .unwrap();
+    // As the web app might have stored them: CR/LF in a name and in a variable.
+    let evil = store
+        .add_contact(
+            scope,
+            g.id,
+            &NewContact {
+                email: "eve@example.com".into(),
+                name: Some("Eve".into()),
+                variables: None,
+            },
+        )
+        .await
+        .unwrap();
+    sqlx::query("UPDATE tenants_groupemail SET name = $2, variables = $3 WHERE id = $1")
+        .bind(evil.id)
+        .bind("Eve\r\nBcc: name@evil.test")
+        .bind(r#"{"plan": "Pro\r\nBcc: var@evil.test\nX-Injected: yes", "due": "2026-03-05"}"#)
+        .execute(store.sqlite_pool().unwrap())
+        .await
+        .unwrap();
     Fixture {
         env: Env::with_url(&url),
         store,
