@@ -215,6 +215,9 @@ pub enum TemplateCommand {
         /// The contact's address
         #[arg(long, value_name = "ADDR")]
         email: String,
+        /// Batch variables as a JSON object (what a batch would add to every recipient)
+        #[arg(long, value_name = "JSON")]
+        vars: Option<String>,
     },
     /// Render for one contact and send it to another address through the tenant's transport
     SendTest {
@@ -230,6 +233,9 @@ pub enum TemplateCommand {
         /// Where the test message goes
         #[arg(long, value_name = "ADDR")]
         to: String,
+        /// Batch variables as a JSON object
+        #[arg(long, value_name = "JSON")]
+        vars: Option<String>,
     },
 }
 

@@ -401,6 +401,11 @@ async fn connect_reporting(
                 "username {user} is set but there is no password"
             )));
         };
+        if !(server.security == Security::Tls || conn.is_encrypted()) {
+            report.lines.push(
+                "warning: AUTH over an unencrypted connection (security none): the password is sent in clear".into(),
+            );
+        }
         let creds = Credentials::new(user.clone(), pw.expose().to_string());
         let reply = within(
             timeout,

@@ -390,6 +390,56 @@ async fn template_cli_create_list_show_preview() {
         None,
     )
     .fails_with(1, "not a contact");
+
+    // Batch variables (--vars) fill what the contact lacks; the contact's own win.
+    let html = write(env, "spring.html", "<p>{{ campaign }} / {{ plan }}</p>");
+    env.run(
+        &[
+            "template",
+            "create",
+            "--tenant",
+            "acme.test",
+            "--name",
+            "Spring",
+            "--subject",
+            "{{ campaign }} offer",
+            "--html-file",
+            &html,
+        ],
+        None,
+    )
+    .ok();
+    let base = [
+        "template",
+        "preview",
+        "--tenant",
+        "acme.test",
+        "--template",
+        "Spring",
+        "--group",
+        "Customers",
+        "--email",
+        "zoe@example.com",
+    ];
+    env.run(&base, None)
+        .fails_with(1, "undefined variable 'campaign' in the subject");
+    let mut args = base.to_vec();
+    args.extend(["--vars", r#"{"campaign": "Spring", "plan": "Basic"}"#]);
+    let out = env.run(&args, None);
+    out.ok();
+    assert!(
+        out.stdout.contains("Subject: Spring offer"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("Spring / Pro &lt;b&gt;"),
+        "{}",
+        out.stdout
+    );
+    let mut args = base.to_vec();
+    args.extend(["--vars", "[1]"]);
+    env.run(&args, None).fails_with(2, "JSON object");
     f.store.close().await;
     let _ = f.scope;
 }
@@ -659,6 +709,7 @@ async fn smtp_test_and_send_test_plain_with_auth() {
         "connected to 127.0.0.1:",
         "greeting: 220 sink.test",
         "EHLO: ",
+        "warning: AUTH over an unencrypted connection",
         "AUTH as mailer: 235",
         "QUIT: 221",
     ] {
@@ -871,4 +922,27 @@ async fn library_connection_over_implicit_tls_with_deferrals_and_drops() {
             .contains("<https://acme.test/u/1>")
     );
     assert!(sink.connections() >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_server_times_out_and_commands_are_recorded() {
+    let sink = SmtpSink::start(SinkConfig {
+        reply_delay: Duration::from_millis(500),
+        ..SinkConfig::default()
+    });
+    let server = SmtpServer::new("127.0.0.1", sink.port(), Security::None);
+    let err = recalliq::mail::connect(&server, None, Duration::from_millis(100))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("timed out"), "{err}");
+    let quick = SmtpSink::start(SinkConfig::default());
+    let server = SmtpServer::new("127.0.0.1", quick.port(), Security::None);
+    let report = recalliq::mail::test_connection(&server, None)
+        .await
+        .unwrap();
+    assert!(report.to_string().contains("QUIT: 221"), "{report}");
+    let cmds = quick.commands();
+    assert!(cmds[0].starts_with("EHLO "), "{cmds:?}");
+    assert_eq!(cmds.last().map(String::as_str), Some("QUIT"));
 }
