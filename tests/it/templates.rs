@@ -946,3 +946,48 @@ async fn slow_server_times_out_and_commands_are_recorded() {
     assert!(cmds[0].starts_with("EHLO "), "{cmds:?}");
     assert_eq!(cmds.last().map(String::as_str), Some("QUIT"));
 }
+
+/// TCP_NODELAY is what keeps a connection from waiting for the server's delayed ACK after
+/// every message (~40 ms each, see DESIGN.md): 100 messages must take well under a second
+/// of that, so 3 s is a generous bound on a busy machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_sends_without_delayed_ack_stalls() {
+    let sink = SmtpSink::start(SinkConfig::default());
+    let server = SmtpServer::new("127.0.0.1", sink.port(), Security::None);
+    let unsub = recalliq::mail::Unsubscribe {
+        mailto: "u@acme.test".into(),
+        https_url: None,
+    };
+    let rendered = recalliq::render::Rendered {
+        subject: "Hi".into(),
+        html: Some("<p>Hello</p>".into()),
+        text: "Hello".into(),
+    };
+    let (mut conn, _) = recalliq::mail::connect(&server, None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    for i in 0..100 {
+        let to = format!("r{i}@example.org");
+        let parts = recalliq::mail::MessageParts {
+            from_email: "news@acme.test",
+            from_name: Some("Acme"),
+            to_email: &to,
+            to_name: None,
+            reply_to: None,
+            unsubscribe: &unsub,
+        };
+        let msg = recalliq::mail::build_message(&parts, &rendered).unwrap();
+        conn.send(&msg).await.unwrap();
+    }
+    let took = start.elapsed();
+    eprintln!("100 messages on one connection: {took:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(sink.messages().len(), 100);
+    let ids: std::collections::HashSet<String> = sink
+        .messages()
+        .iter()
+        .map(|m| m.header("Message-ID").unwrap())
+        .collect();
+    assert_eq!(ids.len(), 100, "Message-IDs are unique");
+}
