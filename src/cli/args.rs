@@ -278,7 +278,8 @@ pub struct SmtpSetArgs {
     pub port: Option<u16>,
     #[arg(long, value_enum, required_unless_present = "outbox")]
     pub security: Option<SecurityArg>,
-    #[arg(long, requires = "password_stdin")]
+    /// SMTP AUTH user; without --password-stdin the stored password of the same user is kept
+    #[arg(long)]
     pub username: Option<String>,
     /// Read the SMTP password from standard input (it is stored encrypted)
     #[arg(long, requires = "username")]

@@ -404,6 +404,12 @@ async fn smtp_set(config: &Config, args: SmtpSetArgs) -> CliResult<u8> {
             let password = Secret::new(read_password_stdin()?);
             let key = SecretKey::load(&config.config_dir)?;
             server.password_enc = Some(key.encrypt(&password, t.id)?);
+        } else if let Some(SmtpSettings::Smtp(old)) = store.smtp_settings(scope).await?
+            && old.username.is_some()
+            && old.username == server.username
+        {
+            // Changing limits or addresses should not require typing the password again.
+            server.password_enc = old.password_enc;
         }
         SmtpSettings::Smtp(server)
     };

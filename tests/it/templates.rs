@@ -573,6 +573,20 @@ async fn smtp_settings_cli_keeps_the_password_secret() {
     assert!(raw.contains("\"password_enc\":\"v1:"), "{raw}");
     assert!(!raw.contains("pa55word"), "{raw}");
 
+    // Changing the rate keeps the stored password of the same user.
+    smtp_set(
+        env,
+        2525,
+        "starttls",
+        &["--username", "mailer", "--rate", "7"],
+        None,
+    )
+    .ok();
+    let show = env.run(&["smtp", "show", "--tenant", "acme.test", "--json"], None);
+    let v: Value = serde_json::from_str(&show.stdout).unwrap();
+    assert_eq!(v["password_set"], true);
+    assert_eq!(v["rate_per_second"], 7);
+
     // A different key cannot decrypt: a clear error, no panic.
     let other = SecretKey::generate_base64();
     env.run_env(
@@ -582,8 +596,9 @@ async fn smtp_settings_cli_keeps_the_password_secret() {
     )
     .fails_with(
         1,
-        "cannot decrypt SMTP password: wrong key (RECALLIQ_SECRET_KEY or",
-    );
+        "cannot decrypt SMTP password: wrong key (RECALLIQ_SECRET_KEY or ",
+    )
+    .fails_with(1, "secret.key)");
 
     // Usage errors.
     env.run(
