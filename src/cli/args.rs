@@ -267,15 +267,19 @@ pub enum SmtpCommand {
 
 #[derive(Debug, Args)]
 pub struct SmtpSetArgs {
+    /// The tenant's domain
     #[arg(long, value_name = "DOMAIN")]
     pub tenant: String,
     /// Write messages as .eml files into PATH (default: outbox/ in the data directory)
     #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with_all = ["host", "port", "security", "username", "password_stdin", "connections", "rate", "rate_per_hour", "insecure_tls"])]
     pub outbox: Option<Option<PathBuf>>,
+    /// SMTP server name or address
     #[arg(long, required_unless_present = "outbox")]
     pub host: Option<String>,
+    /// SMTP port (587 for starttls, 465 for tls, 25 between servers)
     #[arg(long, required_unless_present = "outbox")]
     pub port: Option<u16>,
+    /// none (plain text), starttls (upgrade, required) or tls (TLS from the first byte)
     #[arg(long, value_enum, required_unless_present = "outbox")]
     pub security: Option<SecurityArg>,
     /// SMTP AUTH user; without --password-stdin the stored password of the same user is kept
@@ -287,6 +291,7 @@ pub struct SmtpSetArgs {
     /// Sender address: one of the tenant's active sender addresses
     #[arg(long, value_name = "ADDR")]
     pub from: Option<String>,
+    /// Reply-To address of every message
     #[arg(long, value_name = "ADDR")]
     pub reply_to: Option<String>,
     /// Parallel connections (default 4)
