@@ -86,6 +86,8 @@ pub enum SecretError {
 pub struct SecretKey {
     key: [u8; 32],
     source: KeySource,
+    /// The key file that would be used without the environment variable, for messages.
+    key_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for SecretKey {
@@ -116,13 +118,22 @@ impl SecretKey {
             Some(v) => Ok(SecretKey {
                 key: decode_key(v).ok_or(SecretError::BadEnvKey)?,
                 source: KeySource::Env,
+                key_file: Some(key_file.to_path_buf()),
             }),
             None => SecretKey::from_file(key_file),
         }
     }
 
     pub fn from_bytes(key: [u8; 32], source: KeySource) -> SecretKey {
-        SecretKey { key, source }
+        let key_file = match &source {
+            KeySource::File(p) => Some(p.clone()),
+            KeySource::Env => None,
+        };
+        SecretKey {
+            key,
+            source,
+            key_file,
+        }
     }
 
     /// A fresh random key, base64, as `RECALLIQ_SECRET_KEY` expects.
@@ -175,6 +186,7 @@ impl SecretKey {
         Ok(SecretKey {
             key: decode_key(&text).ok_or_else(|| SecretError::BadKeyFile(path.to_path_buf()))?,
             source: KeySource::File(path.to_path_buf()),
+            key_file: Some(path.to_path_buf()),
         })
     }
 
@@ -207,7 +219,7 @@ impl SecretKey {
     }
 
     /// Decrypts a stored value; a wrong key (or a value of another tenant) is an error that
-    /// says which key was used.
+    /// names where keys come from.
     pub fn decrypt(&self, stored: &str, tenant_id: i32) -> Result<Secret, SecretError> {
         let blob = stored
             .strip_prefix(PREFIX)
@@ -218,9 +230,9 @@ impl SecretKey {
         let nonce_arr: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| SecretError::Malformed)?;
         let aad = aad(tenant_id);
         let wrong = || {
-            SecretError::WrongKey(match &self.source {
-                KeySource::File(p) => p.display().to_string(),
-                KeySource::Env => "the key file".to_string(),
+            SecretError::WrongKey(match &self.key_file {
+                Some(p) => p.display().to_string(),
+                None => KEY_FILE.to_string(),
             })
         };
         let plain = self

@@ -395,6 +395,9 @@ pub enum TemplateCommand {
         /// The contact's address
         #[arg(long, value_name = "ADDR")]
         email: String,
+        /// Batch variables as a JSON object (what a batch would add to every recipient)
+        #[arg(long, value_name = "JSON")]
+        vars: Option<String>,
     },
     /// Render for one contact and send it to another address through the tenant's transport
     SendTest {
@@ -410,6 +413,9 @@ pub enum TemplateCommand {
         /// Where the test message goes
         #[arg(long, value_name = "ADDR")]
         to: String,
+        /// Batch variables as a JSON object
+        #[arg(long, value_name = "JSON")]
+        vars: Option<String>,
     },
 }
 
@@ -441,18 +447,23 @@ pub enum SmtpCommand {
 
 #[derive(Debug, Args)]
 pub struct SmtpSetArgs {
+    /// The tenant's domain
     #[arg(long, value_name = "DOMAIN")]
     pub tenant: String,
     /// Write messages as .eml files into PATH (default: outbox/ in the data directory)
     #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with_all = ["host", "port", "security", "username", "password_stdin", "connections", "rate", "rate_per_hour", "insecure_tls"])]
     pub outbox: Option<Option<PathBuf>>,
+    /// SMTP server name or address
     #[arg(long, required_unless_present = "outbox")]
     pub host: Option<String>,
+    /// SMTP port (587 for starttls, 465 for tls, 25 between servers)
     #[arg(long, required_unless_present = "outbox")]
     pub port: Option<u16>,
+    /// none (plain text), starttls (upgrade, required) or tls (TLS from the first byte)
     #[arg(long, value_enum, required_unless_present = "outbox")]
     pub security: Option<SecurityArg>,
-    #[arg(long, requires = "password_stdin")]
+    /// SMTP AUTH user; without --password-stdin the stored password of the same user is kept
+    #[arg(long)]
     pub username: Option<String>,
     /// Read the SMTP password from standard input (it is stored encrypted)
     #[arg(long, requires = "username")]
@@ -460,6 +471,7 @@ pub struct SmtpSetArgs {
     /// Sender address: one of the tenant's active sender addresses
     #[arg(long, value_name = "ADDR")]
     pub from: Option<String>,
+    /// Reply-To address of every message
     #[arg(long, value_name = "ADDR")]
     pub reply_to: Option<String>,
     /// Parallel connections (default 4)

@@ -48,6 +48,18 @@ fn read_file(path: &Path, what: &str) -> CliResult<String> {
         .map_err(|e| CliError::usage(format!("cannot read {what} {}: {e}", path.display())))
 }
 
+/// `--vars '{"k": "v"}'`: batch variables, a JSON object.
+fn batch_vars(text: Option<&str>) -> CliResult<Option<Value>> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<Value>(text) {
+        Ok(v @ Value::Object(_)) => Ok(Some(v)),
+        Ok(_) => Err(CliError::usage("--vars must be a JSON object")),
+        Err(e) => Err(CliError::usage(format!("--vars is not valid JSON: {e}"))),
+    }
+}
+
 fn variables_of(t: &Template) -> Vec<String> {
     match t.variables.as_ref().map(|j| &j.0) {
         Some(Value::Array(a)) => a
@@ -151,9 +163,15 @@ pub async fn template_command(config: &Config, cmd: TemplateCommand) -> CliResul
             template,
             group,
             email,
+            vars,
         } => {
+            let vars = batch_vars(vars.as_deref())?;
             let ctx = MessageContext::load(&store, &tenant, &template, &group, &email).await?;
-            let message = ctx.build(&email, ctx.contact.name.as_deref())?;
+            let message = ctx.build(
+                &ctx.contact.email,
+                ctx.contact.name.as_deref(),
+                vars.as_ref(),
+            )?;
             print!("{}", String::from_utf8_lossy(&message.formatted()));
             Ok(0)
         }
@@ -163,9 +181,11 @@ pub async fn template_command(config: &Config, cmd: TemplateCommand) -> CliResul
             group,
             contact,
             to,
+            vars,
         } => {
+            let vars = batch_vars(vars.as_deref())?;
             let ctx = MessageContext::load(&store, &tenant, &template, &group, &contact).await?;
-            let message = ctx.build(&to, None)?;
+            let message = ctx.build(&to, None, vars.as_ref())?;
             match &ctx.settings {
                 None => Err(CliError::failed(format!(
                     "tenant {} has no mail transport: run `recalliq smtp set --tenant {}`",
@@ -256,7 +276,12 @@ impl MessageContext {
         })
     }
 
-    fn build(&self, to_email: &str, to_name: Option<&str>) -> CliResult<lettre::Message> {
+    fn build(
+        &self,
+        to_email: &str,
+        to_name: Option<&str>,
+        batch_vars: Option<&Value>,
+    ) -> CliResult<lettre::Message> {
         let unsubscribe = Unsubscribe {
             mailto: self.from_email.clone(),
             https_url: None,
@@ -264,7 +289,7 @@ impl MessageContext {
         let renderer = Renderer::new(&(&self.template).into())?;
         let rendered = renderer.render(
             &Recipient::from(&self.contact),
-            None,
+            batch_vars,
             &TenantInfo::from(&self.tenant),
             &unsubscribe.url_for_template(),
         )?;
@@ -379,6 +404,12 @@ async fn smtp_set(config: &Config, args: SmtpSetArgs) -> CliResult<u8> {
             let password = Secret::new(read_password_stdin()?);
             let key = SecretKey::load(&config.config_dir)?;
             server.password_enc = Some(key.encrypt(&password, t.id)?);
+        } else if let Some(SmtpSettings::Smtp(old)) = store.smtp_settings(scope).await?
+            && old.username.is_some()
+            && old.username == server.username
+        {
+            // Changing limits or addresses should not require typing the password again.
+            server.password_enc = old.password_enc;
         }
         SmtpSettings::Smtp(server)
     };

@@ -193,12 +193,14 @@ impl fmt::Display for ConnectReport {
 pub struct SmtpConnection {
     conn: AsyncSmtpConnection,
     timeout: Duration,
+    /// lettre only knows about TLS it set up itself (STARTTLS), not our implicit TLS.
+    implicit_tls: bool,
 }
 
 impl fmt::Debug for SmtpConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SmtpConnection")
-            .field("encrypted", &self.conn.is_encrypted())
+            .field("encrypted", &self.is_encrypted())
             .finish_non_exhaustive()
     }
 }
@@ -248,7 +250,7 @@ impl SmtpConnection {
     }
 
     pub fn is_encrypted(&self) -> bool {
-        self.conn.is_encrypted()
+        self.implicit_tls || self.conn.is_encrypted()
     }
 
     /// Says QUIT and returns the reply.
@@ -399,6 +401,11 @@ async fn connect_reporting(
                 "username {user} is set but there is no password"
             )));
         };
+        if !(server.security == Security::Tls || conn.is_encrypted()) {
+            report.lines.push(
+                "warning: AUTH over an unencrypted connection (security none): the password is sent in clear".into(),
+            );
+        }
         let creds = Credentials::new(user.clone(), pw.expose().to_string());
         let reply = within(
             timeout,
@@ -416,7 +423,11 @@ async fn connect_reporting(
             }
         }
     }
-    Ok(SmtpConnection { conn, timeout })
+    Ok(SmtpConnection {
+        conn,
+        timeout,
+        implicit_tls: server.security == Security::Tls,
+    })
 }
 
 /// The greeting lines (`220-...`, `220 ...`) at the start of what the server sent.

@@ -9,3 +9,4 @@ mod cli;
 mod contacts;
 mod demo;
 mod store;
+mod templates;

@@ -39,6 +39,7 @@ impl Env {
         cmd.env_remove("RECALLIQ_DATABASE_URL")
             .env_remove("RUST_BACKTRACE")
             .env_remove("RUST_LIB_BACKTRACE")
+            .env_remove("RECALLIQ_SECRET_KEY")
             .env("RECALLIQ_CONFIG_DIR", self.config_dir())
             .env("RECALLIQ_DATA_DIR", self.data_dir())
             .env("NO_COLOR", "1");
@@ -50,7 +51,13 @@ impl Env {
 
     /// Runs `recalliq ARGS` with `stdin` piped in.
     pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        self.run_env(args, stdin, &[])
+    }
+
+    /// As `run`, with extra environment variables.
+    pub fn run_env(&self, args: &[&str], stdin: Option<&str>, vars: &[(&str, &str)]) -> Run {
         let mut cmd = self.command();
+        cmd.envs(vars.iter().copied());
         cmd.args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
