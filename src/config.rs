@@ -41,11 +41,18 @@ pub enum ConfigError {
     #[error("cannot determine a home directory; set RECALLIQ_CONFIG_DIR and RECALLIQ_DATA_DIR")]
     NoHome,
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid database URL '{url}' (from {origin}): {reason}")]
-    BadUrl { url: String, origin: &'static str, reason: String },
+    BadUrl {
+        url: String,
+        origin: &'static str,
+        reason: String,
+    },
 }
 
 pub const ENV_DATABASE_URL: &str = "RECALLIQ_DATABASE_URL";
@@ -59,13 +66,23 @@ impl Config {
         let project = directories::ProjectDirs::from("org", "RecallIQ", "recalliq");
         let config_dir = match env(ENV_CONFIG_DIR) {
             Some(d) => PathBuf::from(d),
-            None => project.as_ref().ok_or(ConfigError::NoHome)?.config_dir().to_path_buf(),
+            None => project
+                .as_ref()
+                .ok_or(ConfigError::NoHome)?
+                .config_dir()
+                .to_path_buf(),
         };
         let data_dir = match env(ENV_DATA_DIR) {
             Some(d) => PathBuf::from(d),
-            None => project.as_ref().ok_or(ConfigError::NoHome)?.data_dir().to_path_buf(),
+            None => project
+                .as_ref()
+                .ok_or(ConfigError::NoHome)?
+                .data_dir()
+                .to_path_buf(),
         };
-        let file_path = config_file.map(Path::to_path_buf).unwrap_or_else(|| config_dir.join("config.toml"));
+        let file_path = config_file
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| config_dir.join("config.toml"));
         let file = read_file_config(&file_path, config_file.is_some())?;
         let (database_url, url_source) = if let Some(u) = flag_url {
             (u.to_string(), UrlSource::Flag)
@@ -74,10 +91,19 @@ impl Config {
         } else if let Some(u) = file.database_url.clone() {
             (u, UrlSource::File)
         } else {
-            (sqlite_url(&data_dir.join("recalliq.db")), UrlSource::Default)
+            (
+                sqlite_url(&data_dir.join("recalliq.db")),
+                UrlSource::Default,
+            )
         };
         validate_url(&database_url, url_source)?;
-        Ok(Config { config_dir, data_dir, database_url, url_source, file })
+        Ok(Config {
+            config_dir,
+            data_dir,
+            database_url,
+            url_source,
+            file,
+        })
     }
 }
 
@@ -89,8 +115,15 @@ pub fn sqlite_url(path: &Path) -> String {
 fn read_file_config(path: &Path, explicit: bool) -> Result<FileConfig, ConfigError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(FileConfig::default()),
-        Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            return Ok(FileConfig::default());
+        }
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
     };
     toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
@@ -122,7 +155,9 @@ fn validate_url(url: &str, source: UrlSource) -> Result<(), ConfigError> {
         }
         Ok(())
     } else {
-        Err(bad("expected sqlite://PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"))
+        Err(bad(
+            "expected sqlite://PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
+        ))
     }
 }
 
@@ -134,9 +169,13 @@ mod tests {
     fn urls_are_checked_with_a_reason() {
         assert!(validate_url("sqlite:///tmp/x.db", UrlSource::Flag).is_ok());
         assert!(validate_url("postgres://root@127.0.0.1:5432/test", UrlSource::Env).is_ok());
-        let err = validate_url("mysql://x", UrlSource::Flag).unwrap_err().to_string();
+        let err = validate_url("mysql://x", UrlSource::Flag)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("expected sqlite://"), "{err}");
-        let err = validate_url("postgres://u:secret@/db", UrlSource::Env).unwrap_err().to_string();
+        let err = validate_url("postgres://u:secret@/db", UrlSource::Env)
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("secret"), "password must be redacted: {err}");
         assert!(validate_url("sqlite://", UrlSource::File).is_err());
     }
@@ -150,8 +189,14 @@ mod tests {
         let err = read_file_config(&p, true).unwrap_err().to_string();
         assert!(err.contains("databse_url"), "{err}");
         std::fs::write(&p, "database_url = 'sqlite:///tmp/a.db'\n").unwrap();
-        assert_eq!(read_file_config(&p, true).unwrap().database_url.as_deref(), Some("sqlite:///tmp/a.db"));
-        assert_eq!(read_file_config(&dir.join("missing.toml"), false).unwrap(), FileConfig::default());
+        assert_eq!(
+            read_file_config(&p, true).unwrap().database_url.as_deref(),
+            Some("sqlite:///tmp/a.db")
+        );
+        assert_eq!(
+            read_file_config(&dir.join("missing.toml"), false).unwrap(),
+            FileConfig::default()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

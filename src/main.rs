@@ -9,7 +9,10 @@ fn main() -> ExitCode {
     // Installs the panic and error report hooks before anything draws.
     let _ = color_eyre::install();
     let cli = recalliq::cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("recalliq: cannot start the async runtime: {e}");

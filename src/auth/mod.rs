@@ -36,7 +36,11 @@ const DUMMY_HASH: &str =
 
 /// Checks a username and password and the login rules; on success returns the user and
 /// their actor. Does not record the login (see `Store::touch_last_login`).
-pub async fn authenticate(store: &Store, username: &str, password: &str) -> Result<(User, Actor), LoginError> {
+pub async fn authenticate(
+    store: &Store,
+    username: &str,
+    password: &str,
+) -> Result<(User, Actor), LoginError> {
     let Some(user) = store.find_login_user(username).await? else {
         let _ = verify_blocking(password.to_string(), DUMMY_HASH.to_string()).await;
         return Err(LoginError::WrongCredentials);
@@ -45,7 +49,10 @@ pub async fn authenticate(store: &Store, username: &str, password: &str) -> Resu
         Ok(true) => {}
         Ok(false) => return Err(LoginError::WrongCredentials),
         Err(e) => {
-            return Err(LoginError::BadHash { user: user.username.clone(), reason: e.to_string() });
+            return Err(LoginError::BadHash {
+                user: user.username.clone(),
+                reason: e.to_string(),
+            });
         }
     }
     if !user.is_active {

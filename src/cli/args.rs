@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "recalliq", version, about = "RecallIQ multi-tenant email campaigns, from the terminal")]
+#[command(
+    name = "recalliq",
+    version,
+    about = "RecallIQ multi-tenant email campaigns, from the terminal"
+)]
 pub struct Cli {
     /// Database URL (sqlite://PATH or postgres://USER@HOST/DB); overrides RECALLIQ_DATABASE_URL and the config file
     #[arg(long, global = true, value_name = "URL")]

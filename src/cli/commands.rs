@@ -32,7 +32,11 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
                 println!("schema is current (version {})", report.current);
             } else {
                 let applied: Vec<String> = report.applied.iter().map(|v| v.to_string()).collect();
-                println!("applied migration(s) {}; schema now at version {}", applied.join(", "), report.current);
+                println!(
+                    "applied migration(s) {}; schema now at version {}",
+                    applied.join(", "),
+                    report.current
+                );
             }
             Ok(0)
         }
@@ -65,7 +69,9 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
 }
 
 fn pending(name: &str, issue: u32) -> CliError {
-    CliError::usage(format!("`recalliq {name}` is not available in this version yet (tracked in issue #{issue})"))
+    CliError::usage(format!(
+        "`recalliq {name}` is not available in this version yet (tracked in issue #{issue})"
+    ))
 }
 
 /// Opens the configured database. The embedded SQLite database is migrated on the spot;
@@ -84,9 +90,9 @@ pub async fn open(config: &Config) -> CliResult<Store> {
 /// Reads a password from standard input: everything up to the first line break.
 fn read_password_stdin() -> CliResult<String> {
     let mut buf = String::new();
-    std::io::stdin()
-        .read_to_string(&mut buf)
-        .map_err(|e| CliError::usage(format!("cannot read the password from standard input: {e}")))?;
+    std::io::stdin().read_to_string(&mut buf).map_err(|e| {
+        CliError::usage(format!("cannot read the password from standard input: {e}"))
+    })?;
     let password = buf.split(['\n', '\r']).next().unwrap_or("").to_string();
     if password.is_empty() {
         return Err(CliError::usage("empty password on standard input"));
@@ -103,8 +109,18 @@ async fn user_command(config: &Config, cmd: UserCommand) -> CliResult<u8> {
     let store = open(config).await?;
     let all = Actor::system().all_tenants()?;
     match cmd {
-        UserCommand::Create { username, email, role, tenant, first_name, last_name, .. } => {
-            let role: Role = role.parse().map_err(|e: crate::domain::UnknownValue| CliError::usage(e.to_string()))?;
+        UserCommand::Create {
+            username,
+            email,
+            role,
+            tenant,
+            first_name,
+            last_name,
+            ..
+        } => {
+            let role: Role = role
+                .parse()
+                .map_err(|e: crate::domain::UnknownValue| CliError::usage(e.to_string()))?;
             let tenant_id = match &tenant {
                 Some(d) => Some(tenant_by_domain(&store, d).await?.id),
                 None => None,
@@ -113,18 +129,30 @@ async fn user_command(config: &Config, cmd: UserCommand) -> CliResult<u8> {
             let hash = auth::make_password_blocking(password)
                 .await
                 .map_err(|e| CliError::failed(e.to_string()))?;
-            let new = NewUser { username, email, password_hash: hash, role, tenant_id, first_name, last_name };
+            let new = NewUser {
+                username,
+                email,
+                password_hash: hash,
+                role,
+                tenant_id,
+                first_name,
+                last_name,
+            };
             let user = store.create_user(UserScope::All(all), &new).await?;
             println!("{}", user.id);
             Ok(0)
         }
         UserCommand::Passwd { username, .. } => {
-            let user = store.user_by_username(UserScope::All(all), &username).await?;
+            let user = store
+                .user_by_username(UserScope::All(all), &username)
+                .await?;
             let password = read_password_stdin()?;
             let hash = auth::make_password_blocking(password)
                 .await
                 .map_err(|e| CliError::failed(e.to_string()))?;
-            store.set_password_hash(UserScope::All(all), user.id, &hash).await?;
+            store
+                .set_password_hash(UserScope::All(all), user.id, &hash)
+                .await?;
             println!("password of {} changed", user.username);
             Ok(0)
         }
@@ -148,17 +176,28 @@ async fn user_command(config: &Config, cmd: UserCommand) -> CliResult<u8> {
                             u.username.clone(),
                             u.email.clone(),
                             u.role.clone(),
-                            u.tenant_id.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
-                            if u.is_active { "yes".into() } else { "no".into() },
+                            u.tenant_id
+                                .map(|t| t.to_string())
+                                .unwrap_or_else(|| "-".into()),
+                            if u.is_active {
+                                "yes".into()
+                            } else {
+                                "no".into()
+                            },
                         ]
                     })
                     .collect();
-                print_table(&["ID", "USERNAME", "EMAIL", "ROLE", "TENANT", "ACTIVE"], &rows);
+                print_table(
+                    &["ID", "USERNAME", "EMAIL", "ROLE", "TENANT", "ACTIVE"],
+                    &rows,
+                );
             }
             Ok(0)
         }
         UserCommand::Deactivate { username } => {
-            let user = store.user_by_username(UserScope::All(all), &username).await?;
+            let user = store
+                .user_by_username(UserScope::All(all), &username)
+                .await?;
             store.deactivate_user(UserScope::All(all), user.id).await?;
             println!("{} deactivated", user.username);
             Ok(0)
@@ -170,23 +209,38 @@ async fn tenant_command(config: &Config, cmd: TenantCommand) -> CliResult<u8> {
     let store = open(config).await?;
     let all = Actor::system().all_tenants()?;
     match cmd {
-        TenantCommand::Create { name, domain, plan, monthly_limit } => {
+        TenantCommand::Create {
+            name,
+            domain,
+            plan,
+            monthly_limit,
+        } => {
             let plan: Option<TenantPlan> = plan
                 .map(|p| p.parse())
                 .transpose()
                 .map_err(|e: crate::domain::UnknownValue| CliError::usage(e.to_string()))?;
-            let new = NewTenant { name, domain, plan, monthly_email_limit: monthly_limit, ..NewTenant::default() };
+            let new = NewTenant {
+                name,
+                domain,
+                plan,
+                monthly_email_limit: monthly_limit,
+                ..NewTenant::default()
+            };
             let t = store.create_tenant(&all, &new).await?;
             println!("{}", t.id);
             Ok(0)
         }
         TenantCommand::List { json } => {
-            let tenants = collect_pages(|page| store.list_tenants(&all, page, None), |t| t.id).await?;
+            let tenants =
+                collect_pages(|page| store.list_tenants(&all, page, None), |t| t.id).await?;
             if json {
                 print_json(&tenants);
             } else {
                 let rows: Vec<Vec<String>> = tenants.iter().map(tenant_row).collect();
-                print_table(&["ID", "DOMAIN", "NAME", "PLAN", "STATUS", "USED", "LIMIT"], &rows);
+                print_table(
+                    &["ID", "DOMAIN", "NAME", "PLAN", "STATUS", "USED", "LIMIT"],
+                    &rows,
+                );
             }
             Ok(0)
         }
@@ -206,7 +260,10 @@ async fn tenant_command(config: &Config, cmd: TenantCommand) -> CliResult<u8> {
                     ("sent this month", t.emails_sent_this_month.to_string()),
                     ("contact", t.contact_person.clone().unwrap_or_default()),
                     ("contact email", t.contact_email.clone().unwrap_or_default()),
-                    ("created", t.created_at.map(|d| d.to_string()).unwrap_or_default()),
+                    (
+                        "created",
+                        t.created_at.map(|d| d.to_string()).unwrap_or_default(),
+                    ),
                 ];
                 for (k, v) in fields {
                     println!("{k:<16} {v}");

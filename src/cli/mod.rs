@@ -18,10 +18,16 @@ pub struct CliError {
 
 impl CliError {
     pub fn failed(message: impl Into<String>) -> Self {
-        CliError { code: 1, message: message.into() }
+        CliError {
+            code: 1,
+            message: message.into(),
+        }
     }
     pub fn usage(message: impl Into<String>) -> Self {
-        CliError { code: 2, message: message.into() }
+        CliError {
+            code: 2,
+            message: message.into(),
+        }
     }
 }
 
@@ -31,7 +37,10 @@ impl From<crate::db::DbError> for CliError {
             crate::db::DbError::Connect { .. } => 2,
             _ => 1,
         };
-        CliError { code, message: e.to_string() }
+        CliError {
+            code,
+            message: e.to_string(),
+        }
     }
 }
 

@@ -44,7 +44,13 @@ pub fn print_json<T: serde::Serialize>(value: &T) {
 mod tests {
     #[test]
     fn aligns_columns() {
-        let t = super::render_table(&["ID", "NAME"], &[vec!["1".into(), "Acme".into()], vec!["22".into(), "B".into()]]);
+        let t = super::render_table(
+            &["ID", "NAME"],
+            &[
+                vec!["1".into(), "Acme".into()],
+                vec!["22".into(), "B".into()],
+            ],
+        );
         assert_eq!(t, "ID  NAME\n1   Acme\n22  B\n");
     }
 }

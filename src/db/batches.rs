@@ -73,7 +73,11 @@ impl Store {
         }
         match &new.variables {
             None | Some(Value::Object(_)) => {}
-            Some(_) => return Err(DbError::Invalid("batch variables must be a JSON object".into())),
+            Some(_) => {
+                return Err(DbError::Invalid(
+                    "batch variables must be a JSON object".into(),
+                ));
+            }
         }
         self.get_template(scope, new.template_id).await?;
         let mut groups = new.group_ids.clone();
@@ -82,7 +86,11 @@ impl Store {
         for g in &groups {
             self.get_group(scope, *g).await?;
         }
-        let status = if new.scheduled_at.is_some() { BatchStatus::Scheduled } else { BatchStatus::Draft };
+        let status = if new.scheduled_at.is_some() {
+            BatchStatus::Scheduled
+        } else {
+            BatchStatus::Draft
+        };
         let ts = now();
         let vars = new.variables.clone().map(Json);
         let id: i32 = on_pool!(self, p => {
@@ -169,7 +177,11 @@ impl Store {
         }))
     }
 
-    pub async fn batch_groups(&self, scope: TenantScope, batch_id: i32) -> DbResult<Vec<BatchGroup>> {
+    pub async fn batch_groups(
+        &self,
+        scope: TenantScope,
+        batch_id: i32,
+    ) -> DbResult<Vec<BatchGroup>> {
         self.get_batch(scope, batch_id).await?;
         Ok(on_pool!(self, p => {
             sqlx::query_as(
@@ -191,7 +203,10 @@ impl Store {
         scheduled_at: Option<chrono::NaiveDateTime>,
     ) -> DbResult<Batch> {
         let batch = self.get_batch(scope, id).await?;
-        if !matches!(batch.batch_status(), Ok(BatchStatus::Draft | BatchStatus::Scheduled)) {
+        if !matches!(
+            batch.batch_status(),
+            Ok(BatchStatus::Draft | BatchStatus::Scheduled)
+        ) {
             return Err(DbError::Invalid(format!(
                 "batch #{id} is {} and can no longer be edited",
                 batch.status
@@ -226,7 +241,9 @@ impl Store {
         reason: Option<&str>,
     ) -> DbResult<Batch> {
         let batch = self.get_batch(scope, id).await?;
-        let current: BatchStatus = batch.batch_status().map_err(|e| DbError::Invalid(e.to_string()))?;
+        let current: BatchStatus = batch
+            .batch_status()
+            .map_err(|e| DbError::Invalid(e.to_string()))?;
         if !current.can_transition_to(next) {
             return Err(DbError::Invalid(format!(
                 "batch #{id} is {current}; it cannot become {next}"

@@ -72,7 +72,9 @@ macro_rules! contact_cols {
 fn check_variables(vars: &Option<Value>) -> DbResult<()> {
     match vars {
         None | Some(Value::Object(_)) => Ok(()),
-        Some(_) => Err(DbError::Invalid("contact variables must be a JSON object".into())),
+        Some(_) => Err(DbError::Invalid(
+            "contact variables must be a JSON object".into(),
+        )),
     }
 }
 
@@ -226,7 +228,12 @@ impl Store {
         self.get_group(scope, id).await
     }
 
-    pub async fn set_group_active(&self, scope: TenantScope, id: i32, active: bool) -> DbResult<Group> {
+    pub async fn set_group_active(
+        &self,
+        scope: TenantScope,
+        id: i32,
+        active: bool,
+    ) -> DbResult<Group> {
         let n = on_pool!(self, p => {
             sqlx::query("UPDATE tenants_group SET is_active = $3, updated_at = $4 WHERE id = $1 AND tenant_id = $2")
                 .bind(id)
@@ -251,7 +258,11 @@ impl Store {
     ) -> DbResult<Contact> {
         self.get_group(scope, group_id).await?;
         let email = normalize_email(&new.email).map_err(|e| DbError::Invalid(e.to_string()))?;
-        let name = new.name.as_deref().map(clean_display_name).filter(|n| !n.is_empty());
+        let name = new
+            .name
+            .as_deref()
+            .map(clean_display_name)
+            .filter(|n| !n.is_empty());
         check_variables(&new.variables)?;
         let vars = new.variables.clone().map(Json);
         let id: i32 = on_pool!(self, p => {
@@ -377,7 +388,12 @@ impl Store {
         self.get_contact(scope, id).await
     }
 
-    pub async fn set_contact_active(&self, scope: TenantScope, id: i32, active: bool) -> DbResult<Contact> {
+    pub async fn set_contact_active(
+        &self,
+        scope: TenantScope,
+        id: i32,
+        active: bool,
+    ) -> DbResult<Contact> {
         self.get_contact(scope, id).await?;
         on_pool!(self, p => {
             sqlx::query("UPDATE tenants_groupemail SET is_active = $2 WHERE id = $1")

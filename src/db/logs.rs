@@ -65,7 +65,10 @@ impl Store {
         self.get_batch(scope, batch_id).await?;
         let email = crate::domain::normalize_email(&new.recipient_email)
             .map_err(|e| DbError::Invalid(e.to_string()))?;
-        let name = new.recipient_name.as_deref().map(crate::domain::clean_display_name);
+        let name = new
+            .recipient_name
+            .as_deref()
+            .map(crate::domain::clean_display_name);
         let id: i32 = on_pool!(self, p => {
             sqlx::query_scalar(
                 "INSERT INTO logs_emaillog (batch_id, recipient_email, recipient_name, status, sent_at,
@@ -112,7 +115,9 @@ impl Store {
         const SQL: [&str; 2] = keyset_sql!(
             "l",
             concat!(
-                "SELECT ", email_log_cols!(), " FROM logs_emaillog l WHERE l.batch_id = $3
+                "SELECT ",
+                email_log_cols!(),
+                " FROM logs_emaillog l WHERE l.batch_id = $3
                  AND ($4 IS NULL OR l.status = $4)"
             )
         );

@@ -96,7 +96,10 @@ impl Store {
                         }
                     }
                 }
-                Ok(MigrationReport { applied, current: self.schema_version().await? })
+                Ok(MigrationReport {
+                    applied,
+                    current: self.schema_version().await?,
+                })
             }
             Pool::Postgres(pool) => {
                 let mut conn = pool.acquire().await?;
@@ -131,7 +134,10 @@ impl Store {
                     .execute(&mut *conn)
                     .await;
                 let applied = result?;
-                Ok(MigrationReport { applied, current: self.schema_version().await? })
+                Ok(MigrationReport {
+                    applied,
+                    current: self.schema_version().await?,
+                })
             }
         }
     }
@@ -194,11 +200,13 @@ where
     chrono::NaiveDateTime: sqlx::Encode<'e, E::Database> + sqlx::Type<E::Database>,
     for<'a> <E::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<E::Database>,
 {
-    sqlx::query("INSERT INTO recalliq_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-        .bind(m.version)
-        .bind(m.name)
-        .bind(now())
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO recalliq_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+    )
+    .bind(m.version)
+    .bind(m.name)
+    .bind(now())
+    .execute(conn)
+    .await?;
     Ok(())
 }

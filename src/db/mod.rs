@@ -48,12 +48,20 @@ macro_rules! keyset_sql {
     ($alias:literal, $select_where:expr) => {
         [
             concat!(
-                $select_where, " AND ($1 IS NULL OR ", $alias, ".id > $1) ORDER BY ",
-                $alias, ".id ASC LIMIT $2"
+                $select_where,
+                " AND ($1 IS NULL OR ",
+                $alias,
+                ".id > $1) ORDER BY ",
+                $alias,
+                ".id ASC LIMIT $2"
             ),
             concat!(
-                $select_where, " AND ($1 IS NULL OR ", $alias, ".id < $1) ORDER BY ",
-                $alias, ".id DESC LIMIT $2"
+                $select_where,
+                " AND ($1 IS NULL OR ",
+                $alias,
+                ".id < $1) ORDER BY ",
+                $alias,
+                ".id DESC LIMIT $2"
             ),
         ]
     };
@@ -119,17 +127,33 @@ impl Default for Page {
 
 impl Page {
     pub fn first(limit: i64) -> Page {
-        Page { cursor: None, direction: Direction::Forward, limit }
+        Page {
+            cursor: None,
+            direction: Direction::Forward,
+            limit,
+        }
     }
     pub fn after(id: i32, limit: i64) -> Page {
-        Page { cursor: Some(id), direction: Direction::Forward, limit }
+        Page {
+            cursor: Some(id),
+            direction: Direction::Forward,
+            limit,
+        }
     }
     pub fn before(id: i32, limit: i64) -> Page {
-        Page { cursor: Some(id), direction: Direction::Backward, limit }
+        Page {
+            cursor: Some(id),
+            direction: Direction::Backward,
+            limit,
+        }
     }
     /// The last `limit` rows.
     pub fn last(limit: i64) -> Page {
-        Page { cursor: None, direction: Direction::Backward, limit }
+        Page {
+            cursor: None,
+            direction: Direction::Backward,
+            limit,
+        }
     }
     pub(crate) fn sql(&self, variants: [&'static str; 2]) -> &'static str {
         match self.direction {
@@ -152,7 +176,11 @@ pub(crate) fn like_pattern(search: Option<&str>) -> Option<String> {
     if s.is_empty() {
         return None;
     }
-    let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = s
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     Some(format!("%{escaped}%"))
 }
 
@@ -207,7 +235,10 @@ impl Store {
     /// created with mode 0600 (and its parent directories) when missing.
     pub async fn connect(url: &str) -> DbResult<Store> {
         let redacted = redact_url(url);
-        let fail = |reason: String| DbError::Connect { url: redacted.clone(), reason };
+        let fail = |reason: String| DbError::Connect {
+            url: redacted.clone(),
+            reason,
+        };
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(|e| fail(e.to_string()))?
@@ -227,7 +258,9 @@ impl Store {
                 .connect_with(opts)
                 .await
                 .map_err(|e| fail(describe_sqlx(&e)))?;
-            Ok(Store { pool: Pool::Sqlite(pool) })
+            Ok(Store {
+                pool: Pool::Sqlite(pool),
+            })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url).map_err(|e| fail(e.to_string()))?;
             let pool = PgPoolOptions::new()
@@ -236,7 +269,9 @@ impl Store {
                 .connect_with(opts)
                 .await
                 .map_err(|e| fail(describe_sqlx(&e)))?;
-            Ok(Store { pool: Pool::Postgres(pool) })
+            Ok(Store {
+                pool: Pool::Postgres(pool),
+            })
         } else {
             Err(fail(
                 "unsupported URL scheme (expected sqlite://PATH or postgres://USER@HOST/DB)".into(),

@@ -59,7 +59,11 @@ impl Actor {
             user_id: Some(user.id),
             username: user.username.clone(),
             role,
-            tenant_id: if role == Role::SuperAdmin { None } else { user.tenant_id },
+            tenant_id: if role == Role::SuperAdmin {
+                None
+            } else {
+                user.tenant_id
+            },
         })
     }
 
@@ -107,7 +111,12 @@ mod tests {
     use super::*;
 
     fn actor(role: Role, tenant: Option<i32>) -> Actor {
-        Actor { user_id: Some(1), username: "u".into(), role, tenant_id: tenant }
+        Actor {
+            user_id: Some(1),
+            username: "u".into(),
+            role,
+            tenant_id: tenant,
+        }
     }
 
     #[test]

@@ -45,10 +45,14 @@ fn validate(new: &NewTemplate) -> DbResult<(String, String)> {
     let name = required("template name", &new.name, 200)?;
     let subject = new.subject.trim().to_string();
     if subject.is_empty() {
-        return Err(DbError::Invalid("template subject must not be empty".into()));
+        return Err(DbError::Invalid(
+            "template subject must not be empty".into(),
+        ));
     }
     if subject.chars().count() > 500 {
-        return Err(DbError::Invalid("template subject is longer than 500 characters".into()));
+        return Err(DbError::Invalid(
+            "template subject is longer than 500 characters".into(),
+        ));
     }
     if subject.contains(['\r', '\n']) {
         return Err(DbError::Invalid("template subject must be one line".into()));
@@ -57,7 +61,11 @@ fn validate(new: &NewTemplate) -> DbResult<(String, String)> {
 }
 
 impl Store {
-    pub async fn create_template(&self, scope: TenantScope, new: &NewTemplate) -> DbResult<Template> {
+    pub async fn create_template(
+        &self,
+        scope: TenantScope,
+        new: &NewTemplate,
+    ) -> DbResult<Template> {
         let (name, subject) = validate(new)?;
         let ts = now();
         let id: i32 = on_pool!(self, p => {
@@ -178,7 +186,12 @@ impl Store {
         self.get_template(scope, id).await
     }
 
-    pub async fn set_template_active(&self, scope: TenantScope, id: i32, active: bool) -> DbResult<Template> {
+    pub async fn set_template_active(
+        &self,
+        scope: TenantScope,
+        id: i32,
+        active: bool,
+    ) -> DbResult<Template> {
         let n = on_pool!(self, p => {
             sqlx::query("UPDATE emails_emailtemplate SET is_active = $3, updated_at = $4 WHERE id = $1 AND tenant_id = $2")
                 .bind(id)

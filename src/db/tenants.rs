@@ -117,10 +117,14 @@ pub(crate) fn required(field: &str, value: &str, max: usize) -> DbResult<String>
         return Err(DbError::Invalid(format!("{field} must not be empty")));
     }
     if v.chars().count() > max {
-        return Err(DbError::Invalid(format!("{field} is longer than {max} characters")));
+        return Err(DbError::Invalid(format!(
+            "{field} is longer than {max} characters"
+        )));
     }
     if v.chars().any(char::is_control) {
-        return Err(DbError::Invalid(format!("{field} must not contain control characters")));
+        return Err(DbError::Invalid(format!(
+            "{field} must not contain control characters"
+        )));
     }
     Ok(v.to_string())
 }
@@ -235,7 +239,11 @@ impl Store {
         id: i32,
         upd: &TenantUpdate,
     ) -> DbResult<Tenant> {
-        let name = upd.name.as_deref().map(|n| required("tenant name", n, 200)).transpose()?;
+        let name = upd
+            .name
+            .as_deref()
+            .map(|n| required("tenant name", n, 200))
+            .transpose()?;
         check_limit(upd.monthly_email_limit)?;
         let done = on_pool!(self, p => {
             sqlx::query(
@@ -292,8 +300,8 @@ impl Store {
         email: &str,
         name: Option<&str>,
     ) -> DbResult<TenantEmail> {
-        let email = crate::domain::normalize_email(email)
-            .map_err(|e| DbError::Invalid(e.to_string()))?;
+        let email =
+            crate::domain::normalize_email(email).map_err(|e| DbError::Invalid(e.to_string()))?;
         let name = name.map(crate::domain::clean_display_name);
         let row: TenantEmail = on_pool!(self, p => {
             sqlx::query_as(

@@ -31,7 +31,12 @@ pub struct User {
 impl User {
     pub fn full_name(&self) -> String {
         let parts = [self.first_name.as_deref(), self.last_name.as_deref()];
-        parts.into_iter().flatten().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
+        parts
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -110,7 +115,9 @@ impl Store {
         let email = normalize_email(&new.email).map_err(|e| DbError::Invalid(e.to_string()))?;
         let tenant_id = match (scope, new.role) {
             (UserScope::Tenant(_), Role::SuperAdmin) => {
-                return Err(DbError::Denied("a tenant cannot create super admins".into()));
+                return Err(DbError::Denied(
+                    "a tenant cannot create super admins".into(),
+                ));
             }
             (UserScope::Tenant(t), _) => match new.tenant_id {
                 Some(id) if id != t.tenant_id() => {
@@ -132,7 +139,9 @@ impl Store {
             (UserScope::All(_), role) => match new.tenant_id {
                 Some(id) => Some(id),
                 None => {
-                    return Err(DbError::Invalid(format!("role {role} needs a tenant (--tenant DOMAIN)")));
+                    return Err(DbError::Invalid(format!(
+                        "role {role} needs a tenant (--tenant DOMAIN)"
+                    )));
                 }
             },
         };
@@ -196,7 +205,9 @@ impl Store {
 
     pub async fn user_by_username(&self, scope: UserScope, username: &str) -> DbResult<User> {
         match self.find_login_user(username).await? {
-            Some(u) if scope.tenant_filter().is_none() || scope.tenant_filter() == u.tenant_id => Ok(u),
+            Some(u) if scope.tenant_filter().is_none() || scope.tenant_filter() == u.tenant_id => {
+                Ok(u)
+            }
             _ => Err(DbError::NotFound(format!("user '{}'", username.trim()))),
         }
     }
@@ -261,7 +272,9 @@ impl Store {
         let current = self.get_user(scope, id).await?;
         if let UserScope::Tenant(_) = scope {
             if current.role == Role::SuperAdmin.as_str() || upd.role == Some(Role::SuperAdmin) {
-                return Err(DbError::Denied("a tenant cannot manage super admins".into()));
+                return Err(DbError::Denied(
+                    "a tenant cannot manage super admins".into(),
+                ));
             }
         }
         if let Some(role) = upd.role {
@@ -321,7 +334,10 @@ impl Store {
     }
 
     pub async fn deactivate_user(&self, scope: UserScope, id: i32) -> DbResult<User> {
-        let upd = UserUpdate { is_active: Some(false), ..UserUpdate::default() };
+        let upd = UserUpdate {
+            is_active: Some(false),
+            ..UserUpdate::default()
+        };
         self.update_user(scope, id, &upd).await
     }
 
@@ -329,7 +345,9 @@ impl Store {
     pub async fn set_password_hash(&self, scope: UserScope, id: i32, hash: &str) -> DbResult<()> {
         let user = self.get_user(scope, id).await?;
         if matches!(scope, UserScope::Tenant(_)) && user.role == Role::SuperAdmin.as_str() {
-            return Err(DbError::Denied("a tenant cannot manage super admins".into()));
+            return Err(DbError::Denied(
+                "a tenant cannot manage super admins".into(),
+            ));
         }
         on_pool!(self, p => {
             sqlx::query("UPDATE core_user SET password = $2 WHERE id = $1")

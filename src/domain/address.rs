@@ -30,7 +30,12 @@ pub fn normalize_email(raw: &str) -> Result<String, AddressError> {
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(AddressError::BadCharacter(printable(s)));
     }
-    if s.chars().any(|c| matches!(c, '<' | '>' | ',' | ';' | '"' | '(' | ')' | '[' | ']' | '\\')) {
+    if s.chars().any(|c| {
+        matches!(
+            c,
+            '<' | '>' | ',' | ';' | '"' | '(' | ')' | '[' | ']' | '\\'
+        )
+    }) {
         return Err(AddressError::BadCharacter(printable(s)));
     }
     let mut parts = s.split('@');
@@ -47,9 +52,9 @@ pub fn normalize_email(raw: &str) -> Result<String, AddressError> {
     if !domain.contains('.') {
         return Err(AddressError::NoDot(printable(s)));
     }
-    let labels_ok = domain.split('.').all(|l| {
-        !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-')
-    });
+    let labels_ok = domain
+        .split('.')
+        .all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-'));
     if !labels_ok || local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return Err(AddressError::BadDomain(printable(s)));
     }
@@ -67,7 +72,10 @@ pub fn clean_display_name(raw: &str) -> String {
 }
 
 fn printable(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).take(300).collect()
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(300)
+        .collect()
 }
 
 #[cfg(test)]
@@ -76,21 +84,48 @@ mod tests {
 
     #[test]
     fn accepts_and_normalizes_ordinary_addresses() {
-        assert_eq!(normalize_email("  Ann.Lee@Example.COM ").unwrap(), "Ann.Lee@example.com");
-        assert_eq!(normalize_email("a+tag@sub.example.org").unwrap(), "a+tag@sub.example.org");
+        assert_eq!(
+            normalize_email("  Ann.Lee@Example.COM ").unwrap(),
+            "Ann.Lee@example.com"
+        );
+        assert_eq!(
+            normalize_email("a+tag@sub.example.org").unwrap(),
+            "a+tag@sub.example.org"
+        );
     }
 
     #[test]
     fn refuses_malformed_addresses() {
         assert_eq!(normalize_email(""), Err(AddressError::Empty));
-        assert!(matches!(normalize_email("a b@example.com"), Err(AddressError::BadCharacter(_))));
-        assert!(matches!(normalize_email("ab.example.com"), Err(AddressError::At(_))));
-        assert!(matches!(normalize_email("a@b@example.com"), Err(AddressError::At(_))));
-        assert!(matches!(normalize_email("@example.com"), Err(AddressError::EmptyPart(_))));
-        assert!(matches!(normalize_email("a@localhost"), Err(AddressError::NoDot(_))));
-        assert!(matches!(normalize_email("a@exa..mple.com"), Err(AddressError::BadDomain(_))));
+        assert!(matches!(
+            normalize_email("a b@example.com"),
+            Err(AddressError::BadCharacter(_))
+        ));
+        assert!(matches!(
+            normalize_email("ab.example.com"),
+            Err(AddressError::At(_))
+        ));
+        assert!(matches!(
+            normalize_email("a@b@example.com"),
+            Err(AddressError::At(_))
+        ));
+        assert!(matches!(
+            normalize_email("@example.com"),
+            Err(AddressError::EmptyPart(_))
+        ));
+        assert!(matches!(
+            normalize_email("a@localhost"),
+            Err(AddressError::NoDot(_))
+        ));
+        assert!(matches!(
+            normalize_email("a@exa..mple.com"),
+            Err(AddressError::BadDomain(_))
+        ));
         let long_local = format!("{}@example.com", "x".repeat(65));
-        assert!(matches!(normalize_email(&long_local), Err(AddressError::TooLong(_))));
+        assert!(matches!(
+            normalize_email(&long_local),
+            Err(AddressError::TooLong(_))
+        ));
         assert!(matches!(
             normalize_email("a@example.com\r\nBcc: x@evil.com"),
             Err(AddressError::BadCharacter(_))
@@ -99,7 +134,10 @@ mod tests {
 
     #[test]
     fn display_names_lose_line_breaks() {
-        assert_eq!(clean_display_name(" Ann\r\nBcc: evil@x.com\t"), "Ann Bcc: evil@x.com");
+        assert_eq!(
+            clean_display_name(" Ann\r\nBcc: evil@x.com\t"),
+            "Ann Bcc: evil@x.com"
+        );
         assert_eq!(clean_display_name("Zoë  Ünal"), "Zoë Ünal");
     }
 }

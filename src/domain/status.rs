@@ -185,12 +185,22 @@ mod tests {
         let batch: Vec<_> = BatchStatus::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(
             batch,
-            ["draft", "scheduled", "running", "paused", "completed", "failed", "cancelled"]
+            [
+                "draft",
+                "scheduled",
+                "running",
+                "paused",
+                "completed",
+                "failed",
+                "cancelled"
+            ]
         );
         let email: Vec<_> = EmailStatus::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(
             email,
-            ["pending", "sending", "sent", "failed", "bounced", "rejected"]
+            [
+                "pending", "sending", "sent", "failed", "bounced", "rejected"
+            ]
         );
     }
 
@@ -213,7 +223,10 @@ mod tests {
         assert!(!Completed.can_transition_to(Draft));
         assert!(!Draft.can_transition_to(Completed));
         for s in BatchStatus::ALL {
-            assert!(!s.can_transition_to(*s), "{s} -> {s} must not be a transition");
+            assert!(
+                !s.can_transition_to(*s),
+                "{s} -> {s} must not be a transition"
+            );
         }
     }
 }
