@@ -7,3 +7,4 @@ mod attach;
 mod auth;
 mod cli;
 mod store;
+mod tui;
