@@ -343,10 +343,9 @@ impl App {
     async fn run(&mut self, spec: &'static CommandSpec) {
         if let Where::Only(screen) = spec.place
             && screen != self.screen
+            && !self.goto(screen).await
         {
-            if !self.goto(screen).await {
-                return;
-            }
+            return;
         }
         if let Err(reason) = self.permit(spec) {
             self.deny(reason);
@@ -415,7 +414,7 @@ impl App {
             }
             Cmd::SwitchTenant => {
                 if let Some(t) = self.tenants.table.selected_row().cloned() {
-                    self.queue.push_back(AppEvent::SwitchTenant(Some(t)));
+                    self.queue.push_back(AppEvent::SwitchTenant(Some(Box::new(t))));
                     self.queue.push_back(AppEvent::Goto(ScreenId::Dashboard));
                 }
             }
@@ -763,7 +762,7 @@ impl App {
                             Some(t) => format!("now in tenant {} ({})", t.name, t.domain),
                             None => "viewing all tenants".to_string(),
                         };
-                        s.tenant = t;
+                        s.tenant = t.map(|t| *t);
                         self.users = Users::default();
                         self.layout_tables();
                         self.info(text);
@@ -823,14 +822,20 @@ impl App {
             };
             spans.push(Span::styled(label, style));
         }
+        let narrow = area.width < 100;
         let tenant = match &session.tenant {
-            Some(x) => {
+            Some(x) if !narrow => {
                 let pct = (usage_ratio(x) * 100.0).round();
                 format!("{} ({pct}% quota)", x.domain)
             }
+            Some(x) => x.domain.clone(),
             None => "all tenants".to_string(),
         };
-        let mut right = format!("│ {tenant} │ {} ({}) ", session.user.username, session.actor.role);
+        let mut right = if narrow {
+            format!("│ {tenant} │ {} ", session.user.username)
+        } else {
+            format!("│ {tenant} │ {} ({}) ", session.user.username, session.actor.role)
+        };
         if self.opts.readonly {
             right.push_str("[read-only] ");
         }

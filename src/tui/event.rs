@@ -15,7 +15,7 @@ pub enum AppEvent {
     /// Run a command as if its key was pressed (the palette does this).
     Run(Cmd),
     /// Look at one tenant (`None`: all tenants).
-    SwitchTenant(Option<Tenant>),
+    SwitchTenant(Option<Box<Tenant>>),
 }
 
 /// Events from outside the UI (the sending engine, later) delivered over a channel.

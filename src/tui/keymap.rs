@@ -234,13 +234,10 @@ pub struct Key {
 
 impl Key {
     pub fn from_event(ev: &KeyEvent) -> Key {
-        let code = match ev.code {
-            // Terminals report Shift-Tab as BackTab; upper-case letters arrive with SHIFT.
-            KeyCode::Char(c) => KeyCode::Char(c),
-            other => other,
-        };
+        // Upper-case letters arrive as themselves (with SHIFT, which is ignored); Shift-Tab
+        // arrives as BackTab.
         Key {
-            code,
+            code: ev.code,
             ctrl: ev.modifiers.contains(KeyModifiers::CONTROL),
             alt: ev.modifiers.contains(KeyModifiers::ALT),
         }

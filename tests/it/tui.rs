@@ -77,7 +77,12 @@ async fn seed(store: &Store) {
 
 fn opts() -> Options {
     let dir = std::env::temp_dir().join("recalliq-tui-tests-no-config");
-    Options { config_dir: dir.clone(), data_dir: dir, no_color: true, ..Options::default() }
+    Options {
+        config_dir: dir.clone(),
+        data_dir: dir,
+        no_color: true,
+        ..Options::default()
+    }
 }
 
 async fn app_as(store: &Store, username: &str, (w, h): (u16, u16), opts: Options) -> App {
@@ -135,7 +140,16 @@ async fn snapshots_of_every_screen_and_popup() {
         seed(&store).await;
         for size in SIZES {
             // Login, empty and after a refusal.
-            let mut app = app_as(&store, "", size, Options { user: Some("root".into()), ..opts() }).await;
+            let mut app = app_as(
+                &store,
+                "",
+                size,
+                Options {
+                    user: Some("root".into()),
+                    ..opts()
+                },
+            )
+            .await;
             snap("login", size, render(&app, size));
             press(&mut app, "wrong").await;
             press_code(&mut app, KeyCode::Enter).await;
@@ -208,7 +222,16 @@ async fn permissions_and_readonly_are_applied() {
         assert_eq!(app.screen, recalliq::tui::keymap::ScreenId::Dashboard);
         assert!(app.toast.clone().unwrap().text.contains("may not manage tenants"));
         // --readonly disables writes even for a super admin.
-        let mut app = app_as(&store, "root", size, Options { readonly: true, ..opts() }).await;
+        let mut app = app_as(
+            &store,
+            "root",
+            size,
+            Options {
+                readonly: true,
+                ..opts()
+            },
+        )
+        .await;
         press(&mut app, "2n").await;
         assert!(app.popup.is_none());
         assert!(app.toast.clone().unwrap().text.contains("read-only"));
@@ -243,14 +266,32 @@ async fn writes_through_the_tui_reach_the_store() {
         let acme = store.tenant_by_domain(&all, "acme.test").await.unwrap();
         assert_eq!(acme.status, "suspended");
         // A suspended tenant's users are refused at login, with the reason.
-        let mut login = app_as(&store, "", size, Options { user: Some("alice".into()), ..opts() }).await;
+        let mut login = app_as(
+            &store,
+            "",
+            size,
+            Options {
+                user: Some("alice".into()),
+                ..opts()
+            },
+        )
+        .await;
         press(&mut login, "secret-pw").await;
         press_code(&mut login, KeyCode::Enter).await;
         assert!(login.session.is_none());
         assert!(login.login.message.clone().unwrap().contains("suspended"));
         // Activate again; alice logs in and last_login is recorded.
         press(&mut app, "sy").await;
-        let mut login = app_as(&store, "", size, Options { user: Some("alice".into()), ..opts() }).await;
+        let mut login = app_as(
+            &store,
+            "",
+            size,
+            Options {
+                user: Some("alice".into()),
+                ..opts()
+            },
+        )
+        .await;
         press(&mut login, "secret-pw").await;
         press_code(&mut login, KeyCode::Enter).await;
         assert!(login.session.is_some(), "{:?}", login.login.message);
@@ -263,7 +304,16 @@ async fn writes_through_the_tui_reach_the_store() {
         let carol = store.user_by_username(UserScope::All(all), "carol").await.unwrap();
         assert!(!carol.is_active);
         // Repeated failures make the next attempt wait.
-        let mut login = app_as(&store, "", size, Options { user: Some("bob".into()), ..opts() }).await;
+        let mut login = app_as(
+            &store,
+            "",
+            size,
+            Options {
+                user: Some("bob".into()),
+                ..opts()
+            },
+        )
+        .await;
         for _ in 0..2 {
             press(&mut login, "nope").await;
             press_code(&mut login, KeyCode::Enter).await;
@@ -294,10 +344,23 @@ impl Tmux {
     fn start(dir: &std::path::Path, script: &str) -> Tmux {
         let path = dir.join("run.sh");
         std::fs::write(&path, script).unwrap();
-        let t = Tmux { socket: dir.join("tmux.sock") };
+        let t = Tmux {
+            socket: dir.join("tmux.sock"),
+        };
         let ok = t
             .cmd()
-            .args(["-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", "120", "-y", "40"])
+            .args([
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "120",
+                "-y",
+                "40",
+            ])
             .arg(format!("bash {}", path.display()))
             .status()
             .unwrap();
@@ -336,7 +399,11 @@ impl Tmux {
     }
 
     fn pane_pid(&self) -> u32 {
-        let out = self.cmd().args(["list-panes", "-t", "t", "-F", "#{pane_pid}"]).output().unwrap();
+        let out = self
+            .cmd()
+            .args(["list-panes", "-t", "t", "-F", "#{pane_pid}"])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
     }
 }
@@ -348,7 +415,10 @@ impl Drop for Tmux {
 }
 
 fn tmux_available() -> bool {
-    Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success())
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn script(env: &Env, args: &str) -> String {
@@ -381,7 +451,17 @@ fn wait_file(path: &std::path::Path) -> String {
 
 fn create_root(env: &Env) {
     env.run(
-        &["user", "create", "--username", "root", "--email", "root@example.com", "--role", "super_admin", "--password-stdin"],
+        &[
+            "user",
+            "create",
+            "--username",
+            "root",
+            "--email",
+            "root@example.com",
+            "--role",
+            "super_admin",
+            "--password-stdin",
+        ],
         Some("rootpass1\n"),
     )
     .ok();
@@ -389,7 +469,10 @@ fn create_root(env: &Env) {
 
 fn assert_cooked(stty: &str) {
     let words: Vec<&str> = stty.split_whitespace().collect();
-    assert!(words.contains(&"icanon") && words.contains(&"echo"), "terminal left raw: {stty}");
+    assert!(
+        words.contains(&"icanon") && words.contains(&"echo"),
+        "terminal left raw: {stty}"
+    );
 }
 
 #[test]
@@ -476,7 +559,12 @@ fn sighup_restores_the_terminal() {
     // The binary is the shell's child.
     let shell = tmux.pane_pid();
     let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
-    let pid: i32 = children.split_whitespace().next().expect("recalliq running").parse().unwrap();
+    let pid: i32 = children
+        .split_whitespace()
+        .next()
+        .expect("recalliq running")
+        .parse()
+        .unwrap();
     let ok = Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap();
     assert!(ok.success());
     let exit = wait_file(&env.dir.path().join("exit.txt"));

@@ -257,6 +257,57 @@ impl<T: Keyed + Clone> VirtualTable<T> {
     }
 }
 
+/// Draws a loaded window: `cells` gives each visible row's texts.
+pub struct TableView<'a> {
+    pub title: &'a str,
+    pub headers: &'a [&'a str],
+    pub widths: &'a [ratatui::layout::Constraint],
+}
+
+impl TableView<'_> {
+    pub fn draw<T: Keyed + Clone>(
+        &self,
+        frame: &mut ratatui::Frame,
+        area: ratatui::layout::Rect,
+        theme: &crate::tui::theme::Theme,
+        table: &VirtualTable<T>,
+        cells: impl Fn(&T) -> Vec<String>,
+    ) {
+        use ratatui::text::Span;
+        use ratatui::widgets::{Block, Row, Table, TableState};
+        let rows: Vec<Row> = table.visible().map(|(_, r)| Row::new(cells(r))).collect();
+        let position = if table.total == 0 {
+            "0 rows".to_string()
+        } else {
+            format!("{} of {}", table.selected + 1, table.total)
+        };
+        let mut title = format!(" {} ", self.title);
+        if let Some(f) = table.search() {
+            title.push_str(&format!("/{f} "));
+        }
+        let block = Block::bordered()
+            .title(Span::styled(title, theme.accent()))
+            .title_top(ratatui::text::Line::from(format!(" {position} ")).right_aligned())
+            .style(theme.base());
+        let header = Row::new(self.headers.iter().map(|h| Span::styled(*h, theme.accent())));
+        let widget = Table::new(rows, self.widths.to_vec())
+            .header(header)
+            .block(block)
+            .column_spacing(1)
+            .row_highlight_style(theme.selected());
+        let mut state = TableState::default();
+        if table.total > 0 {
+            state.select(Some(table.selected.saturating_sub(table.offset)));
+        }
+        frame.render_stateful_widget(widget, area, &mut state);
+    }
+}
+
+/// Rows of the table body inside `area` (borders and header take three).
+pub fn body_rows(area: ratatui::layout::Rect) -> usize {
+    area.height.saturating_sub(3).max(1) as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,55 +410,4 @@ mod tests {
         assert!(t.selected_row().is_none());
         assert_eq!(t.plan(), None);
     }
-}
-
-/// Draws a loaded window: `cells` gives each visible row's texts.
-pub struct TableView<'a> {
-    pub title: &'a str,
-    pub headers: &'a [&'a str],
-    pub widths: &'a [ratatui::layout::Constraint],
-}
-
-impl TableView<'_> {
-    pub fn draw<T: Keyed + Clone>(
-        &self,
-        frame: &mut ratatui::Frame,
-        area: ratatui::layout::Rect,
-        theme: &crate::tui::theme::Theme,
-        table: &VirtualTable<T>,
-        cells: impl Fn(&T) -> Vec<String>,
-    ) {
-        use ratatui::text::Span;
-        use ratatui::widgets::{Block, Row, Table, TableState};
-        let rows: Vec<Row> = table.visible().map(|(_, r)| Row::new(cells(r))).collect();
-        let position = if table.total == 0 {
-            "0 rows".to_string()
-        } else {
-            format!("{} of {}", table.selected + 1, table.total)
-        };
-        let mut title = format!(" {} ", self.title);
-        if let Some(f) = table.search() {
-            title.push_str(&format!("/{f} "));
-        }
-        let block = Block::bordered()
-            .title(Span::styled(title, theme.accent()))
-            .title_top(ratatui::text::Line::from(format!(" {position} ")).right_aligned())
-            .style(theme.base());
-        let header = Row::new(self.headers.iter().map(|h| Span::styled(*h, theme.accent())));
-        let widget = Table::new(rows, self.widths.to_vec())
-            .header(header)
-            .block(block)
-            .column_spacing(1)
-            .row_highlight_style(theme.selected());
-        let mut state = TableState::default();
-        if table.total > 0 {
-            state.select(Some(table.selected.saturating_sub(table.offset)));
-        }
-        frame.render_stateful_widget(widget, area, &mut state);
-    }
-}
-
-/// Rows of the table body inside `area` (borders and header take three).
-pub fn body_rows(area: ratatui::layout::Rect) -> usize {
-    area.height.saturating_sub(3).max(1) as usize
 }
