@@ -459,6 +459,11 @@ impl App {
         }
         self.screen = screen;
         self.filtering = false;
+        match screen {
+            ScreenId::Tenants => self.tenants.table.recount(),
+            ScreenId::Users => self.users.table.recount(),
+            ScreenId::Dashboard => {}
+        }
         self.load(screen).await;
         true
     }

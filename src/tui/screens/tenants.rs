@@ -30,8 +30,10 @@ impl Tenants {
     /// Brings the window in line with the selection (count, then the pages it needs).
     pub async fn load(&mut self, store: &Store, session: &Session) -> DbResult<()> {
         let all = session.actor.all_tenants()?;
-        let total = store.count_tenants(&all, self.table.search()).await?;
-        self.table.set_total(total as usize);
+        if self.table.needs_count() {
+            let total = store.count_tenants(&all, self.table.search()).await?;
+            self.table.set_total(total as usize);
+        }
         while let Some(fetch) = self.table.plan() {
             let rows = store.list_tenants(&all, fetch.page(), self.table.search()).await?;
             self.table.apply(fetch, rows);

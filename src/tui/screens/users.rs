@@ -25,8 +25,10 @@ impl Users {
 
     pub async fn load(&mut self, store: &Store, session: &Session) -> DbResult<()> {
         let scope = session.user_scope()?;
-        let total = store.count_users(scope, self.table.search()).await?;
-        self.table.set_total(total as usize);
+        if self.table.needs_count() {
+            let total = store.count_users(scope, self.table.search()).await?;
+            self.table.set_total(total as usize);
+        }
         while let Some(fetch) = self.table.plan() {
             let rows = store.list_users(scope, fetch.page(), self.table.search()).await?;
             self.table.apply(fetch, rows);

@@ -61,6 +61,8 @@ pub struct VirtualTable<T> {
     /// Set when the window must be refetched from scratch (filter changed, data changed).
     stale: bool,
     jump_end: bool,
+    /// The count is out of date (first load, filter or data changed).
+    count_stale: bool,
 }
 
 impl<T> Default for VirtualTable<T> {
@@ -75,6 +77,7 @@ impl<T> Default for VirtualTable<T> {
             filter: String::new(),
             stale: true,
             jump_end: false,
+            count_stale: true,
         }
     }
 }
@@ -97,6 +100,17 @@ impl<T: Keyed + Clone> VirtualTable<T> {
     /// Forget the rows; the next `plan` starts again at the selection's neighbourhood (top).
     pub fn invalidate(&mut self) {
         self.stale = true;
+        self.count_stale = true;
+    }
+
+    /// Count again on the next load (the screen was reopened; others may have written).
+    pub fn recount(&mut self) {
+        self.count_stale = true;
+    }
+
+    /// True when `set_total` must be called before `plan` (moving does not need a count).
+    pub fn needs_count(&self) -> bool {
+        self.count_stale
     }
 
     /// Reset to the first row (new filter).
@@ -104,10 +118,12 @@ impl<T: Keyed + Clone> VirtualTable<T> {
         self.selected = 0;
         self.offset = 0;
         self.stale = true;
+        self.count_stale = true;
         self.jump_end = false;
     }
 
     pub fn set_total(&mut self, total: usize) {
+        self.count_stale = false;
         self.total = total;
         if self.selected >= total {
             self.selected = total.saturating_sub(1);
