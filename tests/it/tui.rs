@@ -621,3 +621,89 @@ async fn bench_users_100k() {
     })
     .await;
 }
+
+fn buffer(app: &App, (w, h): (u16, u16)) -> ratatui::buffer::Buffer {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| app.draw(f)).unwrap();
+    term.backend().buffer().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colours_resizing_mouse_and_key_overrides() {
+    use ratatui::style::Color;
+    with_sqlite(|store| async move {
+        seed(&store).await;
+        // NO_COLOR: not one coloured cell.
+        let mut app = app_as(&store, "root", (120, 40), opts()).await;
+        press(&mut app, "2").await;
+        let buf = buffer(&app, (120, 40));
+        assert!(buf.content.iter().all(|c| c.fg == Color::Reset && c.bg == Color::Reset));
+        // Default and light themes: only the 16 named ANSI colours.
+        for theme in ["dark", "light"] {
+            let mut app = app_as(
+                &store,
+                "root",
+                (120, 40),
+                Options {
+                    theme: Some(theme.into()),
+                    no_color: false,
+                    ..opts()
+                },
+            )
+            .await;
+            press(&mut app, "2").await;
+            let buf = buffer(&app, (120, 40));
+            assert!(
+                buf.content
+                    .iter()
+                    .all(|c| !matches!(c.fg, Color::Rgb(..) | Color::Indexed(_))
+                        && !matches!(c.bg, Color::Rgb(..) | Color::Indexed(_))),
+                "{theme}"
+            );
+            assert!(buf.content.iter().any(|c| c.fg != Color::Reset), "{theme} has colour");
+        }
+        // Resizing from 80x24 to 200x60 and back keeps the selection visible.
+        let mut app = app_as(&store, "root", (80, 24), opts()).await;
+        press(&mut app, "3G").await;
+        app.resize(200, 60).await;
+        assert!(render(&app, (200, 60)).contains("carol@example.com"));
+        app.resize(80, 24).await;
+        assert!(render(&app, (80, 24)).contains("carol@example.com"));
+        app.resize(20, 5).await;
+        let _ = render(&app, (20, 5));
+        // Mouse: ignored without --mouse, scrolls with it.
+        use crossterm::event::{MouseEvent, MouseEventKind};
+        let scroll = MouseEvent {
+            kind: MouseEventKind::ScrollDown,
+            column: 10,
+            row: 5,
+            modifiers: KeyModifiers::NONE,
+        };
+        let mut app = app_as(&store, "root", (120, 40), opts()).await;
+        press(&mut app, "3").await;
+        app.handle_mouse(scroll).await;
+        assert_eq!(app.users.table.selected, 0);
+        let mut app = app_as(&store, "root", (120, 40), Options { mouse: true, ..opts() }).await;
+        press(&mut app, "3").await;
+        app.handle_mouse(scroll).await;
+        assert_eq!(app.users.table.selected, 1);
+        // keys.toml in the config dir rebinds commands.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("keys.toml"), "quit = \"x\"\n").unwrap();
+        let mut app = app_as(
+            &store,
+            "root",
+            (120, 40),
+            Options {
+                config_dir: dir.path().into(),
+                ..opts()
+            },
+        )
+        .await;
+        press(&mut app, "q").await;
+        assert!(!app.quit);
+        press(&mut app, "x").await;
+        assert!(app.quit);
+    })
+    .await;
+}
