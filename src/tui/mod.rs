@@ -1,7 +1,30 @@
-//! The terminal user interface (issue #3 builds it out).
+//! The terminal user interface: terminal setup and restore (on every exit path: normal,
+//! error, panic, Ctrl-C, SIGTERM, SIGHUP), logging to a file, and the event loop that
+//! `select!`s over terminal input, a tick and application events and draws only when the
+//! state changed. State and dispatch live in `app.rs`.
+
+pub mod app;
+pub mod event;
+pub mod keymap;
+pub mod screens;
+pub mod theme;
+pub mod widgets;
+
+use std::io::{Write, stdout};
+use std::time::{Duration, Instant};
+
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream};
+use crossterm::execute;
+use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode};
+use futures::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Config;
 use crate::db::{Actor, Store, User};
+pub use app::App;
+pub use event::ExternalEvent;
 
 /// How the TUI was asked to run.
 #[derive(Debug, Clone, Default)]
@@ -11,6 +34,10 @@ pub struct Options {
     pub mouse: bool,
     pub config_dir: std::path::PathBuf,
     pub data_dir: std::path::PathBuf,
+    /// Theme name (`dark`, `light`) or a theme file; `None`: theme.toml or dark.
+    pub theme: Option<String>,
+    /// NO_COLOR is set: draw without any colour.
+    pub no_color: bool,
 }
 
 impl Options {
@@ -21,17 +48,151 @@ impl Options {
             mouse: cli.mouse || config.file.mouse.unwrap_or(false),
             config_dir: config.config_dir.clone(),
             data_dir: config.data_dir.clone(),
+            theme: config.file.theme.clone(),
+            no_color: no_color_env(),
         }
     }
 }
 
+/// https://no-color.org: set and not empty.
+pub fn no_color_env() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// How often the loop wakes without input (toasts fade, login countdown). Nothing is drawn
+/// on a tick unless something changed.
+const TICK: Duration = Duration::from_millis(500);
+
 /// Opens the TUI on `store`; `login` skips the login screen (the demo).
-pub async fn run_app(
-    _store: Store,
-    _opts: Options,
-    _login: Option<(User, Actor)>,
-) -> color_eyre::Result<()> {
-    Err(color_eyre::eyre::eyre!(
-        "the TUI is not available in this version yet (issue #3)"
-    ))
+pub async fn run_app(store: Store, opts: Options, login: Option<(User, Actor)>) -> color_eyre::Result<()> {
+    let _log_guard = init_logging(&opts);
+    let (_tx, rx) = tokio::sync::mpsc::channel::<ExternalEvent>(64);
+    let mut app = App::new(store, opts.clone());
+    if let Some((user, actor)) = login {
+        app.start_session(user, actor).await;
+    }
+    let mut terminal = setup_terminal(opts.mouse)?;
+    let _guard = RestoreGuard { mouse: opts.mouse };
+    let result = event_loop(&mut terminal, &mut app, rx).await;
+    drop(terminal);
+    restore_terminal(opts.mouse);
+    match &result {
+        Ok(reason) => tracing::info!("TUI closed: {reason}"),
+        Err(e) => tracing::error!("TUI failed: {e}"),
+    }
+    result.map(|_| ())
+}
+
+/// Runs until quit or a signal; returns why it stopped.
+async fn event_loop(
+    terminal: &mut Terminal<CrosstermBackend<std::io::Stdout>>,
+    app: &mut App,
+    mut external: tokio::sync::mpsc::Receiver<ExternalEvent>,
+) -> color_eyre::Result<&'static str> {
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let size = terminal.size()?;
+    app.resize(size.width, size.height).await;
+    loop {
+        if app.quit {
+            return Ok("quit");
+        }
+        if app.dirty {
+            terminal.draw(|f| app.draw(f))?;
+            app.dirty = false;
+        }
+        tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(Event::Key(key))) => app.handle_key(key).await,
+                Some(Ok(Event::Mouse(m))) => app.handle_mouse(m).await,
+                Some(Ok(Event::Resize(w, h))) => {
+                    terminal.autoresize()?;
+                    app.resize(w, h).await;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok("input closed"),
+            },
+            _ = tick.tick() => app.tick(Instant::now()),
+            Some(ev) = external.recv() => app.handle_external(ev).await,
+            _ = sigterm.recv() => return Ok("SIGTERM"),
+            _ = sighup.recv() => return Ok("SIGHUP"),
+            _ = sigint.recv() => return Ok("SIGINT"),
+        }
+    }
+}
+
+fn setup_terminal(mouse: bool) -> color_eyre::Result<Terminal<CrosstermBackend<std::io::Stdout>>> {
+    install_panic_hook(mouse);
+    enable_raw_mode()?;
+    let mut out = stdout();
+    if let Err(e) = execute!(out, EnterAlternateScreen) {
+        restore_terminal(mouse);
+        return Err(e.into());
+    }
+    if mouse {
+        let _ = execute!(out, EnableMouseCapture);
+    }
+    match Terminal::new(CrosstermBackend::new(out)) {
+        Ok(t) => Ok(t),
+        Err(e) => {
+            restore_terminal(mouse);
+            Err(e.into())
+        }
+    }
+}
+
+/// Leaves the alternate screen and raw mode. Safe to call more than once and when the
+/// terminal is gone (a dropped SSH connection): errors are ignored.
+pub fn restore_terminal(mouse: bool) {
+    let mut out = stdout();
+    if mouse {
+        let _ = execute!(out, DisableMouseCapture);
+    }
+    let _ = execute!(out, LeaveAlternateScreen, crossterm::cursor::Show);
+    let _ = disable_raw_mode();
+    let _ = out.flush();
+}
+
+/// Restores the terminal when the loop is left by `?` or unwinding.
+struct RestoreGuard {
+    mouse: bool,
+}
+
+impl Drop for RestoreGuard {
+    fn drop(&mut self) {
+        restore_terminal(self.mouse);
+    }
+}
+
+fn install_panic_hook(mouse: bool) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal(mouse);
+        tracing::error!("panic: {info}");
+        previous(info);
+    }));
+}
+
+/// Logs go to `recalliq.log` in the data dir, never to the screen. `RUST_LOG` filters
+/// (default: info). Returns the guard that flushes the file on exit.
+fn init_logging(opts: &Options) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    if std::fs::create_dir_all(&opts.data_dir).is_err() {
+        return None;
+    }
+    let appender = tracing_appender::rolling::never(&opts.data_dir, "recalliq.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ok = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init()
+        .is_ok();
+    ok.then_some(guard)
 }

@@ -10,3 +10,4 @@ mod contacts;
 mod demo;
 mod store;
 mod templates;
+mod tui;

@@ -1,0 +1,907 @@
+//! The application state and its dispatch. Keys become commands (via the registry), commands
+//! change state and push internal events, the app drains them (loading data from the store
+//! as needed); `draw` only reads state. Tests drive an `App` with `handle_key` and draw it
+//! on ratatui's `TestBackend`, no terminal needed.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+
+use super::Options;
+use super::event::{AppEvent, ExternalEvent};
+use super::keymap::{COMMANDS, Cmd, CommandSpec, KeyMap, ScreenId, Where};
+use super::screens::dashboard::Dashboard;
+use super::screens::login::{Login, LoginOutcome};
+use super::screens::tenants::{self, Tenants};
+use super::screens::users::{self, Users};
+use super::screens::{Session, usage_ratio};
+use super::theme::Theme;
+use super::widgets::confirm::{Answer, Confirm};
+use super::widgets::form::{Form, FormOutcome};
+use super::widgets::palette::{Palette, PaletteOutcome};
+use super::widgets::toast::{Level, Toast};
+use crate::auth::{self, LoginError};
+use crate::db::{Actor, DbError, Store, User};
+use crate::domain::TenantStatus;
+use crate::domain::permissions::allowed;
+
+/// What a form is for.
+#[derive(Debug, Clone)]
+pub enum FormPurpose {
+    NewTenant,
+    EditTenant(i32),
+    NewUser,
+    EditUser(Box<User>),
+    ResetPassword(Box<User>),
+}
+
+/// What a confirmation dialog will do on "yes".
+#[derive(Debug, Clone)]
+pub enum Pending {
+    SetTenantStatus { id: i32, status: TenantStatus },
+    SetUserActive { user: Box<User>, active: bool },
+}
+
+/// The modal on top of a screen, if any.
+#[derive(Debug, Clone)]
+pub enum Popup {
+    Help,
+    Palette(Palette),
+    Confirm(Confirm<Pending>),
+    Form(Form<FormPurpose>),
+}
+
+pub struct App {
+    pub store: Store,
+    pub opts: Options,
+    pub keymap: KeyMap,
+    pub theme: Theme,
+    pub session: Option<Session>,
+    pub screen: ScreenId,
+    pub login: Login,
+    pub dashboard: Dashboard,
+    pub tenants: Tenants,
+    pub users: Users,
+    pub popup: Option<Popup>,
+    /// The `/` filter line is being edited.
+    pub filtering: bool,
+    pub toast: Option<Toast>,
+    queue: VecDeque<AppEvent>,
+    /// Something changed since the last draw.
+    pub dirty: bool,
+    pub quit: bool,
+    area: Rect,
+}
+
+/// The rows of the whole screen: tab bar, body, status line, key footer.
+fn chrome(area: Rect) -> [Rect; 4] {
+    Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area)
+}
+
+impl App {
+    /// An app on `store`; keys and theme from the config dir (a bad file is reported in a
+    /// toast and the defaults are used).
+    pub fn new(store: Store, opts: Options) -> App {
+        let mut problems = Vec::new();
+        let keymap = KeyMap::load(&opts.config_dir).unwrap_or_else(|e| {
+            problems.push(e);
+            KeyMap::default()
+        });
+        let theme = Theme::load(&opts.config_dir, opts.theme.as_deref(), opts.no_color).unwrap_or_else(|e| {
+            problems.push(e);
+            if opts.no_color {
+                Theme::monochrome()
+            } else {
+                Theme::dark()
+            }
+        });
+        let login = Login::new(opts.user.clone());
+        let mut app = App {
+            store,
+            opts,
+            keymap,
+            theme,
+            session: None,
+            screen: ScreenId::Dashboard,
+            login,
+            dashboard: Dashboard::default(),
+            tenants: Tenants::default(),
+            users: Users::default(),
+            popup: None,
+            filtering: false,
+            toast: None,
+            queue: VecDeque::new(),
+            dirty: true,
+            quit: false,
+            area: Rect::new(0, 0, 80, 24),
+        };
+        if let Some(p) = problems.first() {
+            tracing::warn!("{p}");
+            app.toast = Some(Toast::error(p.clone()));
+        }
+        app.layout_tables();
+        app
+    }
+
+    /// Logs `user` in without the login screen (the demo, tests).
+    pub async fn start_session(&mut self, user: User, actor: Actor) {
+        let tenant = match actor.tenant_id {
+            Some(id) => match actor.tenant_scope(id) {
+                Ok(scope) => self.store.get_tenant(scope).await.ok(),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        tracing::info!(user = %user.username, role = %actor.role, "logged in");
+        self.session = Some(Session { user, actor, tenant });
+        self.screen = ScreenId::Dashboard;
+        self.tenants = Tenants::default();
+        self.users = Users::default();
+        self.layout_tables();
+        self.load(ScreenId::Dashboard).await;
+        self.dirty = true;
+    }
+
+    pub async fn resize(&mut self, width: u16, height: u16) {
+        self.area = Rect::new(0, 0, width, height);
+        self.layout_tables();
+        if self.session.is_some() {
+            self.load(self.screen).await;
+        }
+        self.dirty = true;
+    }
+
+    fn layout_tables(&mut self) {
+        let body = chrome(self.area)[1];
+        self.tenants.set_area(body);
+        self.users.set_area(body);
+    }
+
+    /// Periodic housekeeping: expire the toast, count down a login delay. Marks the app
+    /// dirty only when something visible changed.
+    pub fn tick(&mut self, now: Instant) {
+        if self.toast.as_ref().is_some_and(|t| t.expired(now)) {
+            self.toast = None;
+            self.dirty = true;
+        }
+        if self.session.is_none() && self.login.locked_until.is_some() {
+            if self.login.wait_left(now).is_none() {
+                self.login.locked_until = None;
+            }
+            self.dirty = true;
+        }
+    }
+
+    pub async fn handle_external(&mut self, ev: ExternalEvent) {
+        match ev {
+            ExternalEvent::DataChanged => {
+                if self.session.is_some() {
+                    self.invalidate(self.screen);
+                    self.load(self.screen).await;
+                    self.dirty = true;
+                }
+            }
+        }
+    }
+
+    pub async fn handle_key(&mut self, key: KeyEvent) {
+        if key.kind == KeyEventKind::Release {
+            return;
+        }
+        self.dirty = true;
+        let ctrl_c = key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
+        if self.session.is_none() {
+            if ctrl_c {
+                self.quit = true;
+                return;
+            }
+            match self.login.handle_key(&key) {
+                LoginOutcome::Quit => self.quit = true,
+                LoginOutcome::Submit => self.submit_login().await,
+                LoginOutcome::Continue => {}
+            }
+        } else if let Some(popup) = self.popup.take() {
+            self.popup_key(popup, key).await;
+        } else if self.filtering {
+            self.filter_key(key).await;
+        } else if let Some(spec) = self.keymap.lookup(self.screen, &key) {
+            self.run(spec).await;
+        }
+        self.drain().await;
+    }
+
+    pub async fn handle_mouse(&mut self, ev: MouseEvent) {
+        if !self.opts.mouse || self.session.is_none() || self.popup.is_some() {
+            return;
+        }
+        let find = |cmd: Cmd| COMMANDS.iter().find(|c| c.cmd == cmd);
+        match ev.kind {
+            MouseEventKind::ScrollDown => {
+                if let Some(spec) = find(Cmd::Down) {
+                    self.run(spec).await;
+                }
+            }
+            MouseEventKind::ScrollUp => {
+                if let Some(spec) = find(Cmd::Up) {
+                    self.run(spec).await;
+                }
+            }
+            MouseEventKind::Down(MouseButton::Left) => {
+                let [header, body, _, _] = chrome(self.area);
+                if ev.row == header.y {
+                    let mut x = 0u16;
+                    for (i, s) in ScreenId::ALL.iter().enumerate() {
+                        let w = tab_label(i, *s).chars().count() as u16;
+                        if ev.column >= x + 11 && ev.column < x + 11 + w {
+                            self.goto(*s).await;
+                        }
+                        x += w;
+                    }
+                } else {
+                    let table_area = match self.screen {
+                        ScreenId::Tenants => tenants::layout(body)[0],
+                        _ => body,
+                    };
+                    let first = table_area.y + 2;
+                    if self.screen != ScreenId::Dashboard && ev.row >= first && ev.row < table_area.bottom() - 1 {
+                        let table = match self.screen {
+                            ScreenId::Tenants => self.tenants.table.offset,
+                            _ => self.users.table.offset,
+                        };
+                        let target = table + (ev.row - first) as usize;
+                        let current = self.current_selected();
+                        self.move_selection(target as isize - current as isize).await;
+                    }
+                }
+            }
+            _ => return,
+        }
+        self.dirty = true;
+        self.drain().await;
+    }
+
+    fn current_selected(&self) -> usize {
+        match self.screen {
+            ScreenId::Tenants => self.tenants.table.selected,
+            ScreenId::Users => self.users.table.selected,
+            ScreenId::Dashboard => 0,
+        }
+    }
+
+    async fn submit_login(&mut self) {
+        let now = Instant::now();
+        if let Some(s) = self.login.wait_left(now) {
+            self.login.message = Some(format!("too many failures: wait {s} s before trying again"));
+            return;
+        }
+        let username = self.login.username.trim().to_string();
+        match auth::authenticate(&self.store, &username, &self.login.password).await {
+            Ok((user, actor)) => {
+                if let Err(e) = self.store.touch_last_login(user.id).await {
+                    tracing::warn!("cannot record last login of {}: {e}", user.username);
+                }
+                self.login.password.clear();
+                self.login.message = None;
+                self.login.failures = 0;
+                self.start_session(user, actor).await;
+            }
+            Err(LoginError::Store(e)) => {
+                tracing::error!("login of {username}: {e}");
+                self.login.message = Some(e.to_string());
+            }
+            Err(e) => {
+                tracing::info!("login of {username} refused: {e}");
+                self.login.failed(e.to_string(), Instant::now());
+            }
+        }
+    }
+
+    /// Screens the session may open, in Tab order.
+    fn screens(&self) -> Vec<ScreenId> {
+        let sa = self.session.as_ref().is_some_and(|s| s.actor.is_super_admin());
+        ScreenId::ALL
+            .iter()
+            .copied()
+            .filter(|s| *s != ScreenId::Tenants || sa)
+            .collect()
+    }
+
+    /// Refuses `spec` with a reason when the session may not run it.
+    fn permit(&self, spec: &CommandSpec) -> Result<(), String> {
+        if spec.writes && self.opts.readonly {
+            return Err(format!(
+                "read-only session (--readonly): '{}' is disabled",
+                spec.description
+            ));
+        }
+        if let (Some(need), Some(s)) = (spec.needs, &self.session) {
+            allowed(s.actor.role, need).map_err(|d| d.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn deny(&mut self, reason: String) {
+        tracing::info!("denied: {reason}");
+        self.queue.push_back(AppEvent::Toast(Toast::error(reason)));
+    }
+
+    fn info(&mut self, text: String) {
+        self.queue.push_back(AppEvent::Toast(Toast::info(text)));
+    }
+
+    async fn run(&mut self, spec: &'static CommandSpec) {
+        if let Where::Only(screen) = spec.place
+            && screen != self.screen
+            && !self.goto(screen).await
+        {
+            return;
+        }
+        if let Err(reason) = self.permit(spec) {
+            self.deny(reason);
+            return;
+        }
+        match spec.cmd {
+            Cmd::Quit => self.quit = true,
+            Cmd::Help => self.popup = Some(Popup::Help),
+            Cmd::Palette => self.popup = Some(Popup::Palette(Palette::default())),
+            Cmd::NextScreen | Cmd::PrevScreen => {
+                let screens = self.screens();
+                let i = screens.iter().position(|s| *s == self.screen).unwrap_or(0);
+                let n = screens.len();
+                let next = if spec.cmd == Cmd::NextScreen {
+                    (i + 1) % n
+                } else {
+                    (i + n - 1) % n
+                };
+                self.goto(screens[next]).await;
+            }
+            Cmd::GotoDashboard => {
+                self.goto(ScreenId::Dashboard).await;
+            }
+            Cmd::GotoTenants => {
+                self.goto(ScreenId::Tenants).await;
+            }
+            Cmd::GotoUsers => {
+                self.goto(ScreenId::Users).await;
+            }
+            Cmd::Up => self.move_selection(-1).await,
+            Cmd::Down => self.move_selection(1).await,
+            Cmd::PageUp => self.move_selection(-self.page()).await,
+            Cmd::PageDown => self.move_selection(self.page()).await,
+            Cmd::Home | Cmd::End => {
+                let end = spec.cmd == Cmd::End;
+                match self.screen {
+                    ScreenId::Tenants if end => self.tenants.table.end(),
+                    ScreenId::Tenants => self.tenants.table.home(),
+                    ScreenId::Users if end => self.users.table.end(),
+                    ScreenId::Users => self.users.table.home(),
+                    ScreenId::Dashboard => {}
+                }
+                self.load(self.screen).await;
+            }
+            Cmd::Enter => self.details(),
+            Cmd::Back => self.back().await,
+            Cmd::Filter => {
+                if self.screen != ScreenId::Dashboard {
+                    self.filtering = true;
+                }
+            }
+            Cmd::Refresh => {
+                self.invalidate(self.screen);
+                self.load(self.screen).await;
+            }
+            Cmd::Create => self.open_create(),
+            Cmd::Edit => self.open_edit(),
+            Cmd::ToggleActive => self.ask_toggle(),
+            Cmd::ResetPassword => {
+                if let Some(u) = self.users.table.selected_row().cloned() {
+                    self.popup = Some(Popup::Form(users::password_form(
+                        FormPurpose::ResetPassword(Box::new(u.clone())),
+                        &u,
+                    )));
+                }
+            }
+            Cmd::SwitchTenant => {
+                if let Some(t) = self.tenants.table.selected_row().cloned() {
+                    self.queue.push_back(AppEvent::SwitchTenant(Some(Box::new(t))));
+                    self.queue.push_back(AppEvent::Goto(ScreenId::Dashboard));
+                }
+            }
+            Cmd::AllTenants => {
+                self.queue.push_back(AppEvent::SwitchTenant(None));
+            }
+            Cmd::Logout => {
+                let name = self.session.take().map(|s| s.user.username);
+                self.login = Login::new(name);
+                self.popup = None;
+                self.filtering = false;
+            }
+        }
+    }
+
+    fn page(&self) -> isize {
+        match self.screen {
+            ScreenId::Tenants => self.tenants.table.page(),
+            _ => self.users.table.page(),
+        }
+    }
+
+    async fn move_selection(&mut self, delta: isize) {
+        match self.screen {
+            ScreenId::Tenants => self.tenants.table.move_by(delta),
+            ScreenId::Users => self.users.table.move_by(delta),
+            ScreenId::Dashboard => return,
+        }
+        self.load(self.screen).await;
+    }
+
+    /// Opens `screen`; false (with a toast) when the session may not.
+    async fn goto(&mut self, screen: ScreenId) -> bool {
+        if !self.screens().contains(&screen) {
+            let role = self.session.as_ref().map(|s| s.actor.role);
+            let reason = match role.map(|r| allowed(r, crate::domain::permissions::Action::ManageTenants)) {
+                Some(Err(d)) => d.to_string(),
+                _ => format!("{} is not available", screen.title()),
+            };
+            self.deny(reason);
+            return false;
+        }
+        self.screen = screen;
+        self.filtering = false;
+        match screen {
+            ScreenId::Tenants => self.tenants.table.recount(),
+            ScreenId::Users => self.users.table.recount(),
+            ScreenId::Dashboard => {}
+        }
+        self.load(screen).await;
+        true
+    }
+
+    async fn back(&mut self) {
+        let has_filter = match self.screen {
+            ScreenId::Tenants => self.tenants.table.search().is_some(),
+            ScreenId::Users => self.users.table.search().is_some(),
+            ScreenId::Dashboard => return,
+        };
+        if has_filter {
+            self.edit_filter(|f| f.clear());
+            self.load(self.screen).await;
+        } else {
+            self.goto(ScreenId::Dashboard).await;
+        }
+    }
+
+    /// Changes the current table's filter and rewinds it to the first row.
+    fn edit_filter(&mut self, change: impl FnOnce(&mut String)) {
+        match self.screen {
+            ScreenId::Tenants => {
+                change(&mut self.tenants.table.filter);
+                self.tenants.table.reset();
+            }
+            ScreenId::Users => {
+                change(&mut self.users.table.filter);
+                self.users.table.reset();
+            }
+            ScreenId::Dashboard => {}
+        }
+    }
+
+    fn details(&mut self) {
+        if self.screen == ScreenId::Users
+            && let Some(u) = self.users.table.selected_row()
+        {
+            let last = u
+                .last_login
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_else(|| "never".into());
+            let text = format!(
+                "{} <{}> — {}, tenant {}, {}, last login {last}",
+                u.username,
+                u.email,
+                u.role,
+                u.tenant_id.map(|t| format!("#{t}")).unwrap_or_else(|| "none".into()),
+                if u.is_active { "active" } else { "inactive" }
+            );
+            self.info(text);
+        }
+    }
+
+    fn open_create(&mut self) {
+        let Some(session) = &self.session else { return };
+        self.popup = Some(Popup::Form(match self.screen {
+            ScreenId::Tenants => tenants::new_form(FormPurpose::NewTenant),
+            ScreenId::Users => users::new_form(FormPurpose::NewUser, session),
+            ScreenId::Dashboard => return,
+        }));
+    }
+
+    fn open_edit(&mut self) {
+        let Some(session) = &self.session else { return };
+        let form = match self.screen {
+            ScreenId::Tenants => {
+                let Some(t) = self.tenants.table.selected_row() else {
+                    return;
+                };
+                tenants::edit_form(FormPurpose::EditTenant(t.id), t)
+            }
+            ScreenId::Users => {
+                let Some(u) = self.users.table.selected_row() else {
+                    return;
+                };
+                if let Err(d) = crate::domain::permissions::may_manage_user(
+                    session.actor.role,
+                    u.role.parse().unwrap_or(crate::domain::Role::SuperAdmin),
+                ) {
+                    self.deny(d.to_string());
+                    return;
+                }
+                users::edit_form(FormPurpose::EditUser(Box::new(u.clone())), session, u)
+            }
+            ScreenId::Dashboard => return,
+        };
+        self.popup = Some(Popup::Form(form));
+    }
+
+    fn ask_toggle(&mut self) {
+        let confirm = match self.screen {
+            ScreenId::Tenants => {
+                let Some(t) = self.tenants.table.selected_row() else {
+                    return;
+                };
+                let status = tenants::toggled_status(t);
+                let (title, what) = if status == TenantStatus::Suspended {
+                    ("Suspend tenant", "Its users can no longer log in and its batches stop.")
+                } else {
+                    ("Activate tenant", "Its users can log in again.")
+                };
+                Confirm::new(
+                    title,
+                    format!(
+                        "{} {} ({})? {what}",
+                        title.split(' ').next().unwrap_or(title),
+                        t.name,
+                        t.domain
+                    ),
+                    Pending::SetTenantStatus { id: t.id, status },
+                )
+            }
+            ScreenId::Users => {
+                let Some(u) = self.users.table.selected_row() else {
+                    return;
+                };
+                let active = !u.is_active;
+                let (title, what) = if active {
+                    ("Activate user", "They can log in again.")
+                } else {
+                    ("Deactivate user", "They can no longer log in; their data stays.")
+                };
+                Confirm::new(
+                    title,
+                    format!("{} {}? {what}", title.split(' ').next().unwrap_or(title), u.username),
+                    Pending::SetUserActive {
+                        user: Box::new(u.clone()),
+                        active,
+                    },
+                )
+            }
+            ScreenId::Dashboard => return,
+        };
+        self.popup = Some(Popup::Confirm(confirm));
+    }
+
+    async fn popup_key(&mut self, popup: Popup, key: KeyEvent) {
+        match popup {
+            Popup::Help => {}
+            Popup::Palette(mut p) => match p.handle_key(&key) {
+                PaletteOutcome::Run(spec) => self.run(spec).await,
+                PaletteOutcome::Close => {}
+                PaletteOutcome::Continue => self.popup = Some(Popup::Palette(p)),
+            },
+            Popup::Confirm(c) => match c.handle_key(&key) {
+                Answer::Yes => self.confirmed(c.action).await,
+                Answer::No => self.info("cancelled".into()),
+                Answer::Undecided => self.popup = Some(Popup::Confirm(c)),
+            },
+            Popup::Form(mut f) => match f.handle_key(&key) {
+                FormOutcome::Cancel => {}
+                FormOutcome::Continue => self.popup = Some(Popup::Form(f)),
+                FormOutcome::Submit => {
+                    if let Err(e) = self.submit_form(&f).await {
+                        f.error = Some(e.to_string());
+                        self.popup = Some(Popup::Form(f));
+                    }
+                }
+            },
+        }
+    }
+
+    async fn confirmed(&mut self, pending: Pending) {
+        let Some(session) = self.session.clone() else {
+            return;
+        };
+        let result = match pending {
+            Pending::SetTenantStatus { id, status } => tenants::set_status(&self.store, &session, id, status)
+                .await
+                .map(|t| (ScreenId::Tenants, format!("tenant {} is now {}", t.domain, t.status))),
+            Pending::SetUserActive { user, active } => {
+                users::set_active(&self.store, &session, &user, active).await.map(|u| {
+                    (
+                        ScreenId::Users,
+                        format!(
+                            "user {} {}",
+                            u.username,
+                            if u.is_active { "activated" } else { "deactivated" }
+                        ),
+                    )
+                })
+            }
+        };
+        match result {
+            Ok((screen, text)) => {
+                tracing::info!("{text}");
+                self.info(text);
+                self.invalidate(screen);
+                self.queue.push_back(AppEvent::Reload(screen));
+            }
+            Err(e) => self.deny(e.to_string()),
+        }
+    }
+
+    async fn submit_form(&mut self, form: &Form<FormPurpose>) -> Result<(), DbError> {
+        let Some(session) = self.session.clone() else {
+            return Ok(());
+        };
+        let store = self.store.clone();
+        let (screen, text) = match &form.purpose {
+            FormPurpose::NewTenant => {
+                let t = tenants::create(&store, &session, form).await?;
+                (ScreenId::Tenants, format!("tenant {} created", t.domain))
+            }
+            FormPurpose::EditTenant(id) => {
+                let t = tenants::update(&store, &session, *id, form).await?;
+                (ScreenId::Tenants, format!("tenant {} saved", t.domain))
+            }
+            FormPurpose::NewUser => {
+                let u = users::create(&store, &session, form).await?;
+                (ScreenId::Users, format!("user {} created", u.username))
+            }
+            FormPurpose::EditUser(u) => {
+                let u = users::update(&store, &session, u, form).await?;
+                (ScreenId::Users, format!("user {} saved ({})", u.username, u.role))
+            }
+            FormPurpose::ResetPassword(u) => {
+                users::reset_password(&store, &session, u, form).await?;
+                (ScreenId::Users, format!("password of {} reset", u.username))
+            }
+        };
+        tracing::info!("{text}");
+        self.info(text);
+        self.invalidate(screen);
+        self.queue.push_back(AppEvent::Reload(screen));
+        Ok(())
+    }
+
+    async fn filter_key(&mut self, key: KeyEvent) {
+        if self.screen == ScreenId::Dashboard {
+            self.filtering = false;
+            return;
+        }
+        match key.code {
+            KeyCode::Enter => {
+                self.filtering = false;
+                return;
+            }
+            KeyCode::Esc => {
+                self.filtering = false;
+                self.edit_filter(|f| f.clear());
+            }
+            KeyCode::Backspace => self.edit_filter(|f| {
+                f.pop();
+            }),
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => self.edit_filter(|f| f.push(c)),
+            _ => return,
+        }
+        self.load(self.screen).await;
+    }
+
+    fn invalidate(&mut self, screen: ScreenId) {
+        match screen {
+            ScreenId::Tenants => self.tenants.table.invalidate(),
+            ScreenId::Users => self.users.table.invalidate(),
+            ScreenId::Dashboard => {}
+        }
+    }
+
+    /// Loads what `screen` needs to draw; errors become a toast.
+    async fn load(&mut self, screen: ScreenId) {
+        let Some(session) = &self.session else { return };
+        let result = match screen {
+            ScreenId::Dashboard => Dashboard::load(&self.store, session).await.map(|d| self.dashboard = d),
+            ScreenId::Tenants => self.tenants.load(&self.store, session).await,
+            ScreenId::Users => self.users.load(&self.store, session).await,
+        };
+        if let Err(e) = result {
+            tracing::error!("loading {}: {e}", screen.title());
+            self.toast = Some(Toast::error(e.to_string()));
+        }
+    }
+
+    async fn drain(&mut self) {
+        let mut guard = 0;
+        while let Some(ev) = self.queue.pop_front() {
+            guard += 1;
+            if guard > 64 {
+                tracing::error!("internal event loop did not settle");
+                self.queue.clear();
+                break;
+            }
+            match ev {
+                AppEvent::Toast(t) => self.toast = Some(t),
+                AppEvent::Reload(s) => {
+                    if s == self.screen {
+                        self.load(s).await;
+                    }
+                }
+                AppEvent::Goto(s) => {
+                    self.goto(s).await;
+                }
+                AppEvent::Run(cmd) => {
+                    if let Some(spec) = COMMANDS.iter().find(|c| c.cmd == cmd && c.applies_to(self.screen)) {
+                        Box::pin(self.run(spec)).await;
+                    }
+                }
+                AppEvent::SwitchTenant(t) => {
+                    if let Some(s) = &mut self.session {
+                        let text = match &t {
+                            Some(t) => format!("now in tenant {} ({})", t.name, t.domain),
+                            None => "viewing all tenants".to_string(),
+                        };
+                        s.tenant = t.map(|t| *t);
+                        self.users = Users::default();
+                        self.layout_tables();
+                        self.info(text);
+                        self.load(self.screen).await;
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- drawing: reads state only ----
+
+    pub fn draw(&self, frame: &mut Frame) {
+        let area = frame.area();
+        frame.render_widget(Block::default().style(self.theme.base()), area);
+        let Some(session) = &self.session else {
+            self.login
+                .draw(frame, area, &self.theme, self.login.wait_left(Instant::now()));
+            if let Some(t) = &self.toast {
+                let [_, _, status, _] = chrome(area);
+                self.draw_toast(frame, status, t);
+            }
+            return;
+        };
+        let [header, body, status, footer] = chrome(area);
+        self.draw_header(frame, header, session);
+        match self.screen {
+            ScreenId::Dashboard => self.dashboard.draw(frame, body, &self.theme),
+            ScreenId::Tenants => self.tenants.draw(frame, body, &self.theme),
+            ScreenId::Users => self.users.draw(frame, body, &self.theme),
+        }
+        self.draw_status(frame, status);
+        self.draw_footer(frame, footer);
+        match &self.popup {
+            Some(Popup::Help) => {
+                super::widgets::help::draw(frame, body, &self.theme, &self.keymap, self.screen, self.opts.readonly)
+            }
+            Some(Popup::Palette(p)) => p.draw(frame, body, &self.theme, &self.keymap),
+            Some(Popup::Confirm(c)) => c.draw(frame, body, &self.theme),
+            Some(Popup::Form(f)) => f.draw(frame, body, &self.theme),
+            None => {}
+        }
+    }
+
+    fn draw_header(&self, frame: &mut Frame, area: Rect, session: &Session) {
+        let t = &self.theme;
+        let mut spans = vec![Span::styled(" RecallIQ ", t.accent()), Span::raw("│")];
+        let available = self.screens();
+        for (i, s) in ScreenId::ALL.iter().enumerate() {
+            let label = tab_label(i, *s);
+            let style = if *s == self.screen {
+                t.selected()
+            } else if available.contains(s) {
+                t.base()
+            } else {
+                t.muted()
+            };
+            spans.push(Span::styled(label, style));
+        }
+        let narrow = area.width < 100;
+        let tenant = match &session.tenant {
+            Some(x) if !narrow => {
+                let pct = (usage_ratio(x) * 100.0).round();
+                format!("{} ({pct}% quota)", x.domain)
+            }
+            Some(x) => x.domain.clone(),
+            None => "all tenants".to_string(),
+        };
+        let mut right = if narrow {
+            format!("│ {tenant} │ {} ", session.user.username)
+        } else {
+            format!("│ {tenant} │ {} ({}) ", session.user.username, session.actor.role)
+        };
+        if self.opts.readonly {
+            right.push_str("[read-only] ");
+        }
+        let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+        let pad = (area.width as usize).saturating_sub(used + right.chars().count());
+        spans.push(Span::raw(" ".repeat(pad)));
+        spans.push(Span::styled(right, t.muted()));
+        frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    }
+
+    fn draw_status(&self, frame: &mut Frame, area: Rect) {
+        if self.filtering {
+            let filter = match self.screen {
+                ScreenId::Tenants => &self.tenants.table.filter,
+                _ => &self.users.table.filter,
+            };
+            frame.render_widget(
+                Paragraph::new(Line::from(vec![
+                    Span::styled("/", self.theme.key()),
+                    Span::raw(format!("{filter}_")),
+                    Span::styled("   enter keep  esc clear", self.theme.muted()),
+                ])),
+                area,
+            );
+        } else if let Some(t) = &self.toast {
+            self.draw_toast(frame, area, t);
+        }
+    }
+
+    fn draw_toast(&self, frame: &mut Frame, area: Rect, toast: &Toast) {
+        let style = match toast.level {
+            Level::Info => self.theme.ok(),
+            Level::Error => self.theme.error(),
+        };
+        let mark = if toast.level == Level::Error { "✗ " } else { "✓ " };
+        frame.render_widget(
+            Paragraph::new(Line::styled(format!(" {mark}{}", toast.text), style)),
+            area,
+        );
+    }
+
+    /// The footer: the current screen's keys, from the registry.
+    fn draw_footer(&self, frame: &mut Frame, area: Rect) {
+        let t = &self.theme;
+        let mut spans = Vec::new();
+        for c in KeyMap::commands_for(self.screen).filter(|c| c.footer) {
+            let key = self.keymap.label(c.id);
+            if key.is_empty() {
+                continue;
+            }
+            let disabled = (c.writes && self.opts.readonly) || self.permit(c).is_err();
+            spans.push(Span::styled(
+                format!(" {key}"),
+                if disabled { t.muted() } else { t.key() },
+            ));
+            spans.push(Span::styled(format!(" {} ", c.description), t.muted()));
+        }
+        frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    }
+}
+
+fn tab_label(i: usize, s: ScreenId) -> String {
+    format!(" {} {} ", i + 1, s.title())
+}

@@ -1,0 +1,26 @@
+//! Events the loop reacts to besides terminal input: ticks and application events (engine
+//! progress later), and the internal events components push instead of calling each other.
+
+use crate::db::Tenant;
+use crate::tui::keymap::{Cmd, ScreenId};
+use crate::tui::widgets::toast::Toast;
+
+/// Internal events: pushed by handlers, drained by the app after each input.
+#[derive(Debug, Clone)]
+pub enum AppEvent {
+    Toast(Toast),
+    /// Reload the data of a screen (after a write, a filter change, a switch).
+    Reload(ScreenId),
+    Goto(ScreenId),
+    /// Run a command as if its key was pressed (the palette does this).
+    Run(Cmd),
+    /// Look at one tenant (`None`: all tenants).
+    SwitchTenant(Option<Box<Tenant>>),
+}
+
+/// Events from outside the UI (the sending engine, later) delivered over a channel.
+#[derive(Debug, Clone)]
+pub enum ExternalEvent {
+    /// Something changed in the data shown; reload the current screen.
+    DataChanged,
+}

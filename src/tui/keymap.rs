@@ -1,0 +1,448 @@
+//! The one command registry: every command's id, default keys, description, the screens it
+//! belongs to and whether it writes. The footer, the `?` help and the `:` palette are all
+//! generated from it, so they cannot drift from what the keys do. `keys.toml` in the config
+//! dir rebinds commands by id: `quit = "ctrl-q"` or `down = ["j", "down"]`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::domain::permissions::Action as Perm;
+
+/// The screens of the app, in Tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScreenId {
+    Dashboard,
+    Tenants,
+    Users,
+}
+
+impl ScreenId {
+    pub const ALL: [ScreenId; 3] = [ScreenId::Dashboard, ScreenId::Tenants, ScreenId::Users];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            ScreenId::Dashboard => "Dashboard",
+            ScreenId::Tenants => "Tenants",
+            ScreenId::Users => "Users",
+        }
+    }
+}
+
+/// Every command the user can give. Popups and text inputs handle their own keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cmd {
+    Quit,
+    Help,
+    Palette,
+    NextScreen,
+    PrevScreen,
+    GotoDashboard,
+    GotoTenants,
+    GotoUsers,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Home,
+    End,
+    Enter,
+    Back,
+    Filter,
+    Refresh,
+    Create,
+    Edit,
+    ToggleActive,
+    ResetPassword,
+    SwitchTenant,
+    AllTenants,
+    Logout,
+}
+
+/// Where a command applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Where {
+    Everywhere,
+    Tables,
+    Only(ScreenId),
+}
+
+/// One entry of the registry.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandSpec {
+    pub cmd: Cmd,
+    /// Stable name used in keys.toml and the palette.
+    pub id: &'static str,
+    pub keys: &'static [&'static str],
+    pub description: &'static str,
+    pub place: Where,
+    /// Refused under `--readonly`.
+    pub writes: bool,
+    /// What the permission matrix must allow.
+    pub needs: Option<Perm>,
+    /// Shown in the footer (the rest only in help and the palette).
+    pub footer: bool,
+}
+
+const fn spec(
+    cmd: Cmd,
+    id: &'static str,
+    keys: &'static [&'static str],
+    description: &'static str,
+    place: Where,
+) -> CommandSpec {
+    CommandSpec {
+        cmd,
+        id,
+        keys,
+        description,
+        place,
+        writes: false,
+        needs: None,
+        footer: false,
+    }
+}
+
+const fn shown(mut s: CommandSpec) -> CommandSpec {
+    s.footer = true;
+    s
+}
+
+const fn writes(mut s: CommandSpec, needs: Perm) -> CommandSpec {
+    s.writes = true;
+    s.needs = Some(needs);
+    s
+}
+
+use ScreenId::{Tenants, Users};
+use Where::{Everywhere, Only, Tables};
+
+/// The registry, in the order help lists it.
+pub const COMMANDS: &[CommandSpec] = &[
+    shown(spec(Cmd::Quit, "quit", &["q", "ctrl-c"], "quit", Everywhere)),
+    shown(spec(Cmd::Help, "help", &["?"], "help", Everywhere)),
+    shown(spec(Cmd::Palette, "palette", &[":"], "commands", Everywhere)),
+    shown(spec(
+        Cmd::NextScreen,
+        "next-screen",
+        &["tab"],
+        "next screen",
+        Everywhere,
+    )),
+    spec(
+        Cmd::PrevScreen,
+        "prev-screen",
+        &["backtab"],
+        "previous screen",
+        Everywhere,
+    ),
+    spec(Cmd::GotoDashboard, "dashboard", &["1"], "go to dashboard", Everywhere),
+    spec(Cmd::GotoTenants, "tenants", &["2"], "go to tenants", Everywhere),
+    spec(Cmd::GotoUsers, "users", &["3"], "go to users", Everywhere),
+    spec(Cmd::Up, "up", &["k", "up"], "move up", Tables),
+    spec(Cmd::Down, "down", &["j", "down"], "move down", Tables),
+    spec(Cmd::PageUp, "page-up", &["pageup"], "page up", Tables),
+    spec(Cmd::PageDown, "page-down", &["pagedown"], "page down", Tables),
+    spec(Cmd::Home, "home", &["home", "g"], "first row", Tables),
+    spec(Cmd::End, "end", &["end", "G"], "last row", Tables),
+    spec(Cmd::Back, "back", &["esc"], "back / clear filter", Everywhere),
+    shown(spec(Cmd::Filter, "filter", &["/"], "filter", Tables)),
+    spec(Cmd::Refresh, "refresh", &["ctrl-r"], "reload", Everywhere),
+    shown(writes(
+        spec(Cmd::Create, "new-tenant", &["n"], "new tenant", Only(Tenants)),
+        Perm::ManageTenants,
+    )),
+    shown(writes(
+        spec(Cmd::Edit, "edit-tenant", &["e"], "edit tenant", Only(Tenants)),
+        Perm::ManageTenants,
+    )),
+    shown(writes(
+        spec(Cmd::Create, "new-user", &["n"], "new user", Only(Users)),
+        Perm::ManageUsers,
+    )),
+    shown(writes(
+        spec(Cmd::Edit, "edit-user", &["e"], "edit role", Only(Users)),
+        Perm::ManageUsers,
+    )),
+    shown(writes(
+        spec(
+            Cmd::ToggleActive,
+            "toggle-active",
+            &["s"],
+            "suspend/activate",
+            Only(Tenants),
+        ),
+        Perm::ManageTenants,
+    )),
+    shown(writes(
+        spec(Cmd::ToggleActive, "deactivate", &["d"], "deactivate", Only(Users)),
+        Perm::ManageUsers,
+    )),
+    shown(writes(
+        spec(
+            Cmd::ResetPassword,
+            "reset-password",
+            &["p"],
+            "reset password",
+            Only(Users),
+        ),
+        Perm::ManageUsers,
+    )),
+    CommandSpec {
+        needs: Some(Perm::SwitchTenant),
+        footer: true,
+        ..spec(
+            Cmd::SwitchTenant,
+            "switch-tenant",
+            &["enter"],
+            "use tenant",
+            Only(Tenants),
+        )
+    },
+    CommandSpec {
+        needs: Some(Perm::SwitchTenant),
+        ..spec(
+            Cmd::AllTenants,
+            "all-tenants",
+            &["a"],
+            "view all tenants",
+            Only(Tenants),
+        )
+    },
+    spec(Cmd::Enter, "open", &["enter"], "details", Tables),
+    spec(Cmd::Logout, "logout", &["ctrl-l"], "log out", Everywhere),
+];
+
+impl CommandSpec {
+    pub fn applies_to(&self, screen: ScreenId) -> bool {
+        match self.place {
+            Everywhere => true,
+            Tables => screen != ScreenId::Dashboard,
+            Only(s) => s == screen,
+        }
+    }
+}
+
+/// A key with its modifiers, as written in keys.toml ("ctrl-c", "shift-tab", "G").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub code: KeyCode,
+    pub ctrl: bool,
+    pub alt: bool,
+}
+
+impl Key {
+    pub fn from_event(ev: &KeyEvent) -> Key {
+        // Upper-case letters arrive as themselves (with SHIFT, which is ignored); Shift-Tab
+        // arrives as BackTab.
+        Key {
+            code: ev.code,
+            ctrl: ev.modifiers.contains(KeyModifiers::CONTROL),
+            alt: ev.modifiers.contains(KeyModifiers::ALT),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Key, String> {
+        let mut ctrl = false;
+        let mut alt = false;
+        let mut rest = text.trim();
+        loop {
+            let lower = rest.to_ascii_lowercase();
+            if rest.len() > 5 && lower.starts_with("ctrl-") {
+                ctrl = true;
+                rest = &rest[5..];
+            } else if rest.len() > 4 && lower.starts_with("alt-") {
+                alt = true;
+                rest = &rest[4..];
+            } else {
+                break;
+            }
+        }
+        let code = match rest.to_ascii_lowercase().as_str() {
+            "enter" | "return" => KeyCode::Enter,
+            "esc" | "escape" => KeyCode::Esc,
+            "tab" => KeyCode::Tab,
+            "backtab" | "shift-tab" => KeyCode::BackTab,
+            "up" => KeyCode::Up,
+            "down" => KeyCode::Down,
+            "left" => KeyCode::Left,
+            "right" => KeyCode::Right,
+            "pageup" | "pgup" => KeyCode::PageUp,
+            "pagedown" | "pgdn" => KeyCode::PageDown,
+            "home" => KeyCode::Home,
+            "end" => KeyCode::End,
+            "space" => KeyCode::Char(' '),
+            "backspace" => KeyCode::Backspace,
+            "delete" | "del" => KeyCode::Delete,
+            f if f.len() >= 2 && f.starts_with('f') && f[1..].parse::<u8>().is_ok() => {
+                KeyCode::F(f[1..].parse::<u8>().unwrap_or(1))
+            }
+            _ => {
+                let mut chars = rest.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => KeyCode::Char(if ctrl { c.to_ascii_lowercase() } else { c }),
+                    _ => return Err(format!("unknown key '{text}'")),
+                }
+            }
+        };
+        Ok(Key { code, ctrl, alt })
+    }
+
+    /// How the key is shown in the footer and help.
+    pub fn label(&self) -> String {
+        let base = match self.code {
+            KeyCode::Enter => "enter".to_string(),
+            KeyCode::Esc => "esc".to_string(),
+            KeyCode::Tab => "tab".to_string(),
+            KeyCode::BackTab => "S-tab".to_string(),
+            KeyCode::Up => "↑".to_string(),
+            KeyCode::Down => "↓".to_string(),
+            KeyCode::Left => "←".to_string(),
+            KeyCode::Right => "→".to_string(),
+            KeyCode::PageUp => "pgup".to_string(),
+            KeyCode::PageDown => "pgdn".to_string(),
+            KeyCode::Home => "home".to_string(),
+            KeyCode::End => "end".to_string(),
+            KeyCode::Char(' ') => "space".to_string(),
+            KeyCode::Char(c) => c.to_string(),
+            KeyCode::F(n) => format!("F{n}"),
+            _ => "?".to_string(),
+        };
+        match (self.ctrl, self.alt) {
+            (true, _) => format!("^{base}"),
+            (false, true) => format!("M-{base}"),
+            _ => base,
+        }
+    }
+}
+
+/// Keys bound to command ids, after keys.toml overrides.
+#[derive(Debug, Clone)]
+pub struct KeyMap {
+    by_id: HashMap<&'static str, Vec<Key>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum KeysValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Default for KeyMap {
+    fn default() -> Self {
+        let mut by_id = HashMap::new();
+        for c in COMMANDS {
+            let keys = c.keys.iter().filter_map(|k| Key::parse(k).ok()).collect();
+            by_id.insert(c.id, keys);
+        }
+        KeyMap { by_id }
+    }
+}
+
+impl KeyMap {
+    /// The defaults with `keys.toml` (if present in `config_dir`) applied.
+    pub fn load(config_dir: &Path) -> Result<KeyMap, String> {
+        let path = config_dir.join("keys.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => KeyMap::from_toml(&text).map_err(|e| format!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeyMap::default()),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    pub fn from_toml(text: &str) -> Result<KeyMap, String> {
+        let table: HashMap<String, KeysValue> = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut map = KeyMap::default();
+        for (id, value) in table {
+            let Some(spec) = COMMANDS.iter().find(|c| c.id == id) else {
+                return Err(format!("unknown command '{id}' (known: {})", command_ids().join(", ")));
+            };
+            let texts = match value {
+                KeysValue::One(s) => vec![s],
+                KeysValue::Many(v) => v,
+            };
+            let keys = texts.iter().map(|t| Key::parse(t)).collect::<Result<Vec<_>, _>>()?;
+            map.by_id.insert(spec.id, keys);
+        }
+        Ok(map)
+    }
+
+    pub fn keys_of(&self, id: &str) -> &[Key] {
+        self.by_id.get(id).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The label of a command's first key ("" when unbound).
+    pub fn label(&self, id: &str) -> String {
+        self.keys_of(id).first().map(Key::label).unwrap_or_default()
+    }
+
+    /// The command a key means on `screen`; screen-specific bindings win over general ones.
+    pub fn lookup(&self, screen: ScreenId, ev: &KeyEvent) -> Option<&'static CommandSpec> {
+        let key = Key::from_event(ev);
+        let matches = |c: &&'static CommandSpec| c.applies_to(screen) && self.keys_of(c.id).contains(&key);
+        COMMANDS
+            .iter()
+            .filter(|c| matches!(c.place, Only(_)))
+            .find(matches)
+            .or_else(|| COMMANDS.iter().find(matches))
+    }
+
+    /// The commands of `screen`, in registry order.
+    pub fn commands_for(screen: ScreenId) -> impl Iterator<Item = &'static CommandSpec> {
+        COMMANDS.iter().filter(move |c| c.applies_to(screen))
+    }
+}
+
+pub fn command_ids() -> Vec<&'static str> {
+    COMMANDS.iter().map(|c| c.id).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique() {
+        let mut ids = command_ids();
+        ids.sort();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!(n, ids.len());
+    }
+
+    #[test]
+    fn parses_keys() {
+        assert_eq!(
+            Key::parse("ctrl-c").unwrap(),
+            Key {
+                code: KeyCode::Char('c'),
+                ctrl: true,
+                alt: false
+            }
+        );
+        assert_eq!(Key::parse("G").unwrap().code, KeyCode::Char('G'));
+        assert_eq!(Key::parse("shift-tab").unwrap().code, KeyCode::BackTab);
+        assert!(Key::parse("nope").is_err());
+    }
+
+    #[test]
+    fn overrides_from_toml() {
+        let map = KeyMap::from_toml("quit = \"x\"\ndown = [\"n\", \"down\"]").unwrap();
+        let ev = KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE);
+        assert_eq!(map.lookup(ScreenId::Users, &ev).map(|c| c.cmd), Some(Cmd::Quit));
+        assert!(KeyMap::from_toml("bogus = \"x\"").is_err());
+    }
+
+    #[test]
+    fn screen_bindings_win() {
+        let map = KeyMap::default();
+        let enter = KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE);
+        assert_eq!(
+            map.lookup(ScreenId::Tenants, &enter).map(|c| c.cmd),
+            Some(Cmd::SwitchTenant)
+        );
+        assert_eq!(map.lookup(ScreenId::Users, &enter).map(|c| c.cmd), Some(Cmd::Enter));
+    }
+}
