@@ -130,7 +130,6 @@ async fn user_command(config: &Config, cmd: UserCommand) -> CliResult<u8> {
             let role: Role = role
                 .parse()
                 .map_err(|e: crate::domain::UnknownValue| CliError::usage(e.to_string()))?;
-<<<<<<< HEAD
             // Argument mistakes are reported before the password is read.
             match (role.needs_tenant(), &tenant) {
                 (true, None) => {
@@ -145,8 +144,6 @@ async fn user_command(config: &Config, cmd: UserCommand) -> CliResult<u8> {
                 }
                 _ => {}
             }
-=======
->>>>>>> tui
             let tenant_id = match &tenant {
                 Some(d) => Some(tenant_by_domain(&store, d).await?.id),
                 None => None,

@@ -7,8 +7,8 @@ mod groups;
 mod logs;
 mod migrate;
 mod scope;
-mod suppression;
 mod smtp;
+mod suppression;
 mod templates;
 mod tenants;
 mod users;
@@ -18,10 +18,10 @@ pub use groups::{Contact, Group, GroupCounts, ImportCounts, NewContact};
 pub use logs::{EmailLog, ExecutionLog, NewEmailLog};
 pub use migrate::{LATEST_VERSION, MigrationReport};
 pub use scope::{Actor, AllTenants, TenantScope};
+pub use smtp::{OutboxSettings, Security, SmtpServer, SmtpSettings};
 pub use suppression::{
     REASON_BOUNCED, REASON_IMPORT, REASON_MANUAL, REASON_UNSUBSCRIBED, Suppression,
 };
-pub use smtp::{OutboxSettings, Security, SmtpServer, SmtpSettings};
 pub use templates::{NewTemplate, Template};
 pub use tenants::{NewTenant, Tenant, TenantEmail, TenantUpdate};
 pub use users::{NewUser, User, UserScope, UserUpdate};

@@ -270,21 +270,12 @@ impl Store {
 
     pub async fn update_user(&self, scope: UserScope, id: i32, upd: &UserUpdate) -> DbResult<User> {
         let current = self.get_user(scope, id).await?;
-<<<<<<< HEAD
         if matches!(scope, UserScope::Tenant(_))
             && (current.role == Role::SuperAdmin.as_str() || upd.role == Some(Role::SuperAdmin))
         {
             return Err(DbError::Denied(
                 "a tenant cannot manage super admins".into(),
             ));
-=======
-        if let UserScope::Tenant(_) = scope {
-            if current.role == Role::SuperAdmin.as_str() || upd.role == Some(Role::SuperAdmin) {
-                return Err(DbError::Denied(
-                    "a tenant cannot manage super admins".into(),
-                ));
-            }
->>>>>>> tui
         }
         if let Some(role) = upd.role {
             if role.needs_tenant() && current.tenant_id.is_none() {

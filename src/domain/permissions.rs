@@ -84,7 +84,11 @@ impl fmt::Display for Denied {
             Action::View => "any role",
             _ => "staff, tenant admin or super admin",
         };
-        write!(f, "{who} may not {} (needs {needs})", self.action.describe())
+        write!(
+            f,
+            "{who} may not {} (needs {needs})",
+            self.action.describe()
+        )
     }
 }
 
@@ -151,7 +155,11 @@ mod tests {
     fn tenant_admin_everything_in_tenant_but_tenants() {
         for &a in Action::ALL {
             let ok = allowed(Role::TenantAdmin, a).is_ok();
-            assert_eq!(ok, !matches!(a, Action::ManageTenants | Action::SwitchTenant), "{a:?}");
+            assert_eq!(
+                ok,
+                !matches!(a, Action::ManageTenants | Action::SwitchTenant),
+                "{a:?}"
+            );
         }
         assert!(allowed(Role::TenantAdmin, Action::ManageUsers).is_ok());
         assert!(allowed(Role::TenantAdmin, Action::ManageSmtp).is_ok());

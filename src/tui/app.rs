@@ -6,7 +6,9 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -98,14 +100,15 @@ impl App {
             problems.push(e);
             KeyMap::default()
         });
-        let theme = Theme::load(&opts.config_dir, opts.theme.as_deref(), opts.no_color).unwrap_or_else(|e| {
-            problems.push(e);
-            if opts.no_color {
-                Theme::monochrome()
-            } else {
-                Theme::dark()
-            }
-        });
+        let theme = Theme::load(&opts.config_dir, opts.theme.as_deref(), opts.no_color)
+            .unwrap_or_else(|e| {
+                problems.push(e);
+                if opts.no_color {
+                    Theme::monochrome()
+                } else {
+                    Theme::dark()
+                }
+            });
         let login = Login::new(opts.user.clone());
         let mut app = App {
             store,
@@ -144,7 +147,11 @@ impl App {
             None => None,
         };
         tracing::info!(user = %user.username, role = %actor.role, "logged in");
-        self.session = Some(Session { user, actor, tenant });
+        self.session = Some(Session {
+            user,
+            actor,
+            tenant,
+        });
         self.screen = ScreenId::Dashboard;
         self.tenants = Tenants::default();
         self.users = Users::default();
@@ -200,7 +207,8 @@ impl App {
             return;
         }
         self.dirty = true;
-        let ctrl_c = key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
+        let ctrl_c =
+            key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
         if self.session.is_none() {
             if ctrl_c {
                 self.quit = true;
@@ -254,14 +262,18 @@ impl App {
                         _ => body,
                     };
                     let first = table_area.y + 2;
-                    if self.screen != ScreenId::Dashboard && ev.row >= first && ev.row < table_area.bottom() - 1 {
+                    if self.screen != ScreenId::Dashboard
+                        && ev.row >= first
+                        && ev.row < table_area.bottom() - 1
+                    {
                         let table = match self.screen {
                             ScreenId::Tenants => self.tenants.table.offset,
                             _ => self.users.table.offset,
                         };
                         let target = table + (ev.row - first) as usize;
                         let current = self.current_selected();
-                        self.move_selection(target as isize - current as isize).await;
+                        self.move_selection(target as isize - current as isize)
+                            .await;
                     }
                 }
             }
@@ -309,7 +321,10 @@ impl App {
 
     /// Screens the session may open, in Tab order.
     fn screens(&self) -> Vec<ScreenId> {
-        let sa = self.session.as_ref().is_some_and(|s| s.actor.is_super_admin());
+        let sa = self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.actor.is_super_admin());
         ScreenId::ALL
             .iter()
             .copied()
@@ -414,7 +429,8 @@ impl App {
             }
             Cmd::SwitchTenant => {
                 if let Some(t) = self.tenants.table.selected_row().cloned() {
-                    self.queue.push_back(AppEvent::SwitchTenant(Some(Box::new(t))));
+                    self.queue
+                        .push_back(AppEvent::SwitchTenant(Some(Box::new(t))));
                     self.queue.push_back(AppEvent::Goto(ScreenId::Dashboard));
                 }
             }
@@ -450,10 +466,11 @@ impl App {
     async fn goto(&mut self, screen: ScreenId) -> bool {
         if !self.screens().contains(&screen) {
             let role = self.session.as_ref().map(|s| s.actor.role);
-            let reason = match role.map(|r| allowed(r, crate::domain::permissions::Action::ManageTenants)) {
-                Some(Err(d)) => d.to_string(),
-                _ => format!("{} is not available", screen.title()),
-            };
+            let reason =
+                match role.map(|r| allowed(r, crate::domain::permissions::Action::ManageTenants)) {
+                    Some(Err(d)) => d.to_string(),
+                    _ => format!("{} is not available", screen.title()),
+                };
             self.deny(reason);
             return false;
         }
@@ -510,7 +527,9 @@ impl App {
                 u.username,
                 u.email,
                 u.role,
-                u.tenant_id.map(|t| format!("#{t}")).unwrap_or_else(|| "none".into()),
+                u.tenant_id
+                    .map(|t| format!("#{t}"))
+                    .unwrap_or_else(|| "none".into()),
                 if u.is_active { "active" } else { "inactive" }
             );
             self.info(text);
@@ -561,7 +580,10 @@ impl App {
                 };
                 let status = tenants::toggled_status(t);
                 let (title, what) = if status == TenantStatus::Suspended {
-                    ("Suspend tenant", "Its users can no longer log in and its batches stop.")
+                    (
+                        "Suspend tenant",
+                        "Its users can no longer log in and its batches stop.",
+                    )
                 } else {
                     ("Activate tenant", "Its users can log in again.")
                 };
@@ -584,11 +606,18 @@ impl App {
                 let (title, what) = if active {
                     ("Activate user", "They can log in again.")
                 } else {
-                    ("Deactivate user", "They can no longer log in; their data stays.")
+                    (
+                        "Deactivate user",
+                        "They can no longer log in; their data stays.",
+                    )
                 };
                 Confirm::new(
                     title,
-                    format!("{} {}? {what}", title.split(' ').next().unwrap_or(title), u.username),
+                    format!(
+                        "{} {}? {what}",
+                        title.split(' ').next().unwrap_or(title),
+                        u.username
+                    ),
                     Pending::SetUserActive {
                         user: Box::new(u.clone()),
                         active,
@@ -631,20 +660,33 @@ impl App {
             return;
         };
         let result = match pending {
-            Pending::SetTenantStatus { id, status } => tenants::set_status(&self.store, &session, id, status)
-                .await
-                .map(|t| (ScreenId::Tenants, format!("tenant {} is now {}", t.domain, t.status))),
+            Pending::SetTenantStatus { id, status } => {
+                tenants::set_status(&self.store, &session, id, status)
+                    .await
+                    .map(|t| {
+                        (
+                            ScreenId::Tenants,
+                            format!("tenant {} is now {}", t.domain, t.status),
+                        )
+                    })
+            }
             Pending::SetUserActive { user, active } => {
-                users::set_active(&self.store, &session, &user, active).await.map(|u| {
-                    (
-                        ScreenId::Users,
-                        format!(
-                            "user {} {}",
-                            u.username,
-                            if u.is_active { "activated" } else { "deactivated" }
-                        ),
-                    )
-                })
+                users::set_active(&self.store, &session, &user, active)
+                    .await
+                    .map(|u| {
+                        (
+                            ScreenId::Users,
+                            format!(
+                                "user {} {}",
+                                u.username,
+                                if u.is_active {
+                                    "activated"
+                                } else {
+                                    "deactivated"
+                                }
+                            ),
+                        )
+                    })
             }
         };
         match result {
@@ -678,7 +720,10 @@ impl App {
             }
             FormPurpose::EditUser(u) => {
                 let u = users::update(&store, &session, u, form).await?;
-                (ScreenId::Users, format!("user {} saved ({})", u.username, u.role))
+                (
+                    ScreenId::Users,
+                    format!("user {} saved ({})", u.username, u.role),
+                )
             }
             FormPurpose::ResetPassword(u) => {
                 users::reset_password(&store, &session, u, form).await?;
@@ -709,7 +754,9 @@ impl App {
             KeyCode::Backspace => self.edit_filter(|f| {
                 f.pop();
             }),
-            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => self.edit_filter(|f| f.push(c)),
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                self.edit_filter(|f| f.push(c))
+            }
             _ => return,
         }
         self.load(self.screen).await;
@@ -727,7 +774,9 @@ impl App {
     async fn load(&mut self, screen: ScreenId) {
         let Some(session) = &self.session else { return };
         let result = match screen {
-            ScreenId::Dashboard => Dashboard::load(&self.store, session).await.map(|d| self.dashboard = d),
+            ScreenId::Dashboard => Dashboard::load(&self.store, session)
+                .await
+                .map(|d| self.dashboard = d),
             ScreenId::Tenants => self.tenants.load(&self.store, session).await,
             ScreenId::Users => self.users.load(&self.store, session).await,
         };
@@ -757,7 +806,10 @@ impl App {
                     self.goto(s).await;
                 }
                 AppEvent::Run(cmd) => {
-                    if let Some(spec) = COMMANDS.iter().find(|c| c.cmd == cmd && c.applies_to(self.screen)) {
+                    if let Some(spec) = COMMANDS
+                        .iter()
+                        .find(|c| c.cmd == cmd && c.applies_to(self.screen))
+                    {
                         Box::pin(self.run(spec)).await;
                     }
                 }
@@ -784,8 +836,12 @@ impl App {
         let area = frame.area();
         frame.render_widget(Block::default().style(self.theme.base()), area);
         let Some(session) = &self.session else {
-            self.login
-                .draw(frame, area, &self.theme, self.login.wait_left(Instant::now()));
+            self.login.draw(
+                frame,
+                area,
+                &self.theme,
+                self.login.wait_left(Instant::now()),
+            );
             if let Some(t) = &self.toast {
                 let [_, _, status, _] = chrome(area);
                 self.draw_toast(frame, status, t);
@@ -802,9 +858,14 @@ impl App {
         self.draw_status(frame, status);
         self.draw_footer(frame, footer);
         match &self.popup {
-            Some(Popup::Help) => {
-                super::widgets::help::draw(frame, body, &self.theme, &self.keymap, self.screen, self.opts.readonly)
-            }
+            Some(Popup::Help) => super::widgets::help::draw(
+                frame,
+                body,
+                &self.theme,
+                &self.keymap,
+                self.screen,
+                self.opts.readonly,
+            ),
             Some(Popup::Palette(p)) => p.draw(frame, body, &self.theme, &self.keymap),
             Some(Popup::Confirm(c)) => c.draw(frame, body, &self.theme),
             Some(Popup::Form(f)) => f.draw(frame, body, &self.theme),
@@ -839,7 +900,10 @@ impl App {
         let mut right = if narrow {
             format!("│ {tenant} │ {} ", session.user.username)
         } else {
-            format!("│ {tenant} │ {} ({}) ", session.user.username, session.actor.role)
+            format!(
+                "│ {tenant} │ {} ({}) ",
+                session.user.username, session.actor.role
+            )
         };
         if self.opts.readonly {
             right.push_str("[read-only] ");
@@ -875,7 +939,11 @@ impl App {
             Level::Info => self.theme.ok(),
             Level::Error => self.theme.error(),
         };
-        let mark = if toast.level == Level::Error { "✗ " } else { "✓ " };
+        let mark = if toast.level == Level::Error {
+            "✗ "
+        } else {
+            "✓ "
+        };
         frame.render_widget(
             Paragraph::new(Line::styled(format!(" {mark}{}", toast.text), style)),
             area,

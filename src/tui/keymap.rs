@@ -120,9 +120,21 @@ use Where::{Everywhere, Only, Tables};
 
 /// The registry, in the order help lists it.
 pub const COMMANDS: &[CommandSpec] = &[
-    shown(spec(Cmd::Quit, "quit", &["q", "ctrl-c"], "quit", Everywhere)),
+    shown(spec(
+        Cmd::Quit,
+        "quit",
+        &["q", "ctrl-c"],
+        "quit",
+        Everywhere,
+    )),
     shown(spec(Cmd::Help, "help", &["?"], "help", Everywhere)),
-    shown(spec(Cmd::Palette, "palette", &[":"], "commands", Everywhere)),
+    shown(spec(
+        Cmd::Palette,
+        "palette",
+        &[":"],
+        "commands",
+        Everywhere,
+    )),
     shown(spec(
         Cmd::NextScreen,
         "next-screen",
@@ -137,24 +149,60 @@ pub const COMMANDS: &[CommandSpec] = &[
         "previous screen",
         Everywhere,
     ),
-    spec(Cmd::GotoDashboard, "dashboard", &["1"], "go to dashboard", Everywhere),
-    spec(Cmd::GotoTenants, "tenants", &["2"], "go to tenants", Everywhere),
+    spec(
+        Cmd::GotoDashboard,
+        "dashboard",
+        &["1"],
+        "go to dashboard",
+        Everywhere,
+    ),
+    spec(
+        Cmd::GotoTenants,
+        "tenants",
+        &["2"],
+        "go to tenants",
+        Everywhere,
+    ),
     spec(Cmd::GotoUsers, "users", &["3"], "go to users", Everywhere),
     spec(Cmd::Up, "up", &["k", "up"], "move up", Tables),
     spec(Cmd::Down, "down", &["j", "down"], "move down", Tables),
     spec(Cmd::PageUp, "page-up", &["pageup"], "page up", Tables),
-    spec(Cmd::PageDown, "page-down", &["pagedown"], "page down", Tables),
+    spec(
+        Cmd::PageDown,
+        "page-down",
+        &["pagedown"],
+        "page down",
+        Tables,
+    ),
     spec(Cmd::Home, "home", &["home", "g"], "first row", Tables),
     spec(Cmd::End, "end", &["end", "G"], "last row", Tables),
-    spec(Cmd::Back, "back", &["esc"], "back / clear filter", Everywhere),
+    spec(
+        Cmd::Back,
+        "back",
+        &["esc"],
+        "back / clear filter",
+        Everywhere,
+    ),
     shown(spec(Cmd::Filter, "filter", &["/"], "filter", Tables)),
     spec(Cmd::Refresh, "refresh", &["ctrl-r"], "reload", Everywhere),
     shown(writes(
-        spec(Cmd::Create, "new-tenant", &["n"], "new tenant", Only(Tenants)),
+        spec(
+            Cmd::Create,
+            "new-tenant",
+            &["n"],
+            "new tenant",
+            Only(Tenants),
+        ),
         Perm::ManageTenants,
     )),
     shown(writes(
-        spec(Cmd::Edit, "edit-tenant", &["e"], "edit tenant", Only(Tenants)),
+        spec(
+            Cmd::Edit,
+            "edit-tenant",
+            &["e"],
+            "edit tenant",
+            Only(Tenants),
+        ),
         Perm::ManageTenants,
     )),
     shown(writes(
@@ -176,7 +224,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         Perm::ManageTenants,
     )),
     shown(writes(
-        spec(Cmd::ToggleActive, "deactivate", &["d"], "deactivate", Only(Users)),
+        spec(
+            Cmd::ToggleActive,
+            "deactivate",
+            &["d"],
+            "deactivate",
+            Only(Users),
+        ),
         Perm::ManageUsers,
     )),
     shown(writes(
@@ -357,13 +411,19 @@ impl KeyMap {
         let mut map = KeyMap::default();
         for (id, value) in table {
             let Some(spec) = COMMANDS.iter().find(|c| c.id == id) else {
-                return Err(format!("unknown command '{id}' (known: {})", command_ids().join(", ")));
+                return Err(format!(
+                    "unknown command '{id}' (known: {})",
+                    command_ids().join(", ")
+                ));
             };
             let texts = match value {
                 KeysValue::One(s) => vec![s],
                 KeysValue::Many(v) => v,
             };
-            let keys = texts.iter().map(|t| Key::parse(t)).collect::<Result<Vec<_>, _>>()?;
+            let keys = texts
+                .iter()
+                .map(|t| Key::parse(t))
+                .collect::<Result<Vec<_>, _>>()?;
             map.by_id.insert(spec.id, keys);
         }
         Ok(map)
@@ -381,7 +441,8 @@ impl KeyMap {
     /// The command a key means on `screen`; screen-specific bindings win over general ones.
     pub fn lookup(&self, screen: ScreenId, ev: &KeyEvent) -> Option<&'static CommandSpec> {
         let key = Key::from_event(ev);
-        let matches = |c: &&'static CommandSpec| c.applies_to(screen) && self.keys_of(c.id).contains(&key);
+        let matches =
+            |c: &&'static CommandSpec| c.applies_to(screen) && self.keys_of(c.id).contains(&key);
         COMMANDS
             .iter()
             .filter(|c| matches!(c.place, Only(_)))
@@ -431,7 +492,10 @@ mod tests {
     fn overrides_from_toml() {
         let map = KeyMap::from_toml("quit = \"x\"\ndown = [\"n\", \"down\"]").unwrap();
         let ev = KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE);
-        assert_eq!(map.lookup(ScreenId::Users, &ev).map(|c| c.cmd), Some(Cmd::Quit));
+        assert_eq!(
+            map.lookup(ScreenId::Users, &ev).map(|c| c.cmd),
+            Some(Cmd::Quit)
+        );
         assert!(KeyMap::from_toml("bogus = \"x\"").is_err());
     }
 
@@ -443,6 +507,9 @@ mod tests {
             map.lookup(ScreenId::Tenants, &enter).map(|c| c.cmd),
             Some(Cmd::SwitchTenant)
         );
-        assert_eq!(map.lookup(ScreenId::Users, &enter).map(|c| c.cmd), Some(Cmd::Enter));
+        assert_eq!(
+            map.lookup(ScreenId::Users, &enter).map(|c| c.cmd),
+            Some(Cmd::Enter)
+        );
     }
 }

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream};
 use crossterm::execute;
-use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode};
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
 use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
@@ -64,7 +66,11 @@ pub fn no_color_env() -> bool {
 const TICK: Duration = Duration::from_millis(500);
 
 /// Opens the TUI on `store`; `login` skips the login screen (the demo).
-pub async fn run_app(store: Store, opts: Options, login: Option<(User, Actor)>) -> color_eyre::Result<()> {
+pub async fn run_app(
+    store: Store,
+    opts: Options,
+    login: Option<(User, Actor)>,
+) -> color_eyre::Result<()> {
     let _log_guard = init_logging(&opts);
     let (_tx, rx) = tokio::sync::mpsc::channel::<ExternalEvent>(64);
     let mut app = App::new(store, opts.clone());

@@ -88,7 +88,8 @@ impl Theme {
             Some("light") => return Ok(Theme::light()),
             Some("dark") => return Ok(Theme::dark()),
             Some(path) if !path.is_empty() => {
-                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read theme {path}: {e}"))?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read theme {path}: {e}"))?;
                 return Theme::from_toml(&text).map_err(|e| format!("{path}: {e}"));
             }
             _ => {}
@@ -190,7 +191,10 @@ impl Theme {
 
 /// The 16 ANSI colour names, `none` and `#rrggbb` (for those who want it).
 pub fn parse_color(text: &str) -> Result<Option<Color>, String> {
-    let t = text.trim().to_ascii_lowercase().replace(['-', '_', ' '], "");
+    let t = text
+        .trim()
+        .to_ascii_lowercase()
+        .replace(['-', '_', ' '], "");
     let c = match t.as_str() {
         "none" | "reset" | "default" => return Ok(None),
         "black" => Color::Black,
@@ -210,11 +214,14 @@ pub fn parse_color(text: &str) -> Result<Option<Color>, String> {
         "lightcyan" | "brightcyan" => Color::LightCyan,
         "white" | "brightwhite" => Color::White,
         hex if hex.len() == 7 && hex.starts_with('#') => {
-            let v = u32::from_str_radix(&hex[1..], 16).map_err(|_| format!("bad colour '{text}'"))?;
+            let v =
+                u32::from_str_radix(&hex[1..], 16).map_err(|_| format!("bad colour '{text}'"))?;
             Color::Rgb((v >> 16) as u8, (v >> 8) as u8, v as u8)
         }
         _ => {
-            return Err(format!("unknown colour '{text}' (use one of the 16 ANSI names)"));
+            return Err(format!(
+                "unknown colour '{text}' (use one of the 16 ANSI names)"
+            ));
         }
     };
     Ok(Some(c))
@@ -251,7 +258,14 @@ mod tests {
     #[test]
     fn no_color_has_no_colour() {
         let t = Theme::monochrome();
-        for s in [t.base(), t.accent(), t.selected(), t.error(), t.ok(), t.gauge()] {
+        for s in [
+            t.base(),
+            t.accent(),
+            t.selected(),
+            t.error(),
+            t.ok(),
+            t.gauge(),
+        ] {
             assert_eq!(s.fg, None);
             assert_eq!(s.bg, None);
         }

@@ -90,7 +90,10 @@ async fn app_as(store: &Store, username: &str, (w, h): (u16, u16), opts: Options
     app.resize(w, h).await;
     if !username.is_empty() {
         let all = Actor::system().all_tenants().unwrap();
-        let user = store.user_by_username(UserScope::All(all), username).await.unwrap();
+        let user = store
+            .user_by_username(UserScope::All(all), username)
+            .await
+            .unwrap();
         let actor = Actor::from_user(&user).unwrap();
         app.start_session(user, actor).await;
     }
@@ -220,7 +223,13 @@ async fn permissions_and_readonly_are_applied() {
         let mut app = app_as(&store, "alice", size, opts()).await;
         press(&mut app, "2").await;
         assert_eq!(app.screen, recalliq::tui::keymap::ScreenId::Dashboard);
-        assert!(app.toast.clone().unwrap().text.contains("may not manage tenants"));
+        assert!(
+            app.toast
+                .clone()
+                .unwrap()
+                .text
+                .contains("may not manage tenants")
+        );
         // --readonly disables writes even for a super admin.
         let mut app = app_as(
             &store,
@@ -295,13 +304,19 @@ async fn writes_through_the_tui_reach_the_store() {
         press(&mut login, "secret-pw").await;
         press_code(&mut login, KeyCode::Enter).await;
         assert!(login.session.is_some(), "{:?}", login.login.message);
-        let alice = store.user_by_username(UserScope::All(all), "alice").await.unwrap();
+        let alice = store
+            .user_by_username(UserScope::All(all), "alice")
+            .await
+            .unwrap();
         assert!(alice.last_login.is_some());
         // Deactivate carol from the users screen (filtered to her).
         press(&mut app, "3/carol").await;
         press_code(&mut app, KeyCode::Enter).await;
         press(&mut app, "dy").await;
-        let carol = store.user_by_username(UserScope::All(all), "carol").await.unwrap();
+        let carol = store
+            .user_by_username(UserScope::All(all), "carol")
+            .await
+            .unwrap();
         assert!(!carol.is_active);
         // Repeated failures make the next attempt wait.
         let mut login = app_as(
@@ -369,7 +384,11 @@ impl Tmux {
     }
 
     fn screen(&self) -> String {
-        let out = self.cmd().args(["capture-pane", "-p", "-t", "t"]).output().unwrap();
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", "t"])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -389,12 +408,19 @@ impl Tmux {
     }
 
     fn keys(&self, keys: &[&str]) {
-        self.cmd().args(["send-keys", "-t", "t"]).args(keys).status().unwrap();
+        self.cmd()
+            .args(["send-keys", "-t", "t"])
+            .args(keys)
+            .status()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(150));
     }
 
     fn text(&self, text: &str) {
-        self.cmd().args(["send-keys", "-t", "t", "-l", text]).status().unwrap();
+        self.cmd()
+            .args(["send-keys", "-t", "t", "-l", text])
+            .status()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(150));
     }
 
@@ -535,15 +561,24 @@ fn end_to_end_in_tmux() {
         let all = Actor::system().all_tenants().unwrap();
         let acme = store.tenant_by_domain(&all, "acme.test").await.unwrap();
         assert_eq!(acme.name, "Acme Corp");
-        let dave = store.user_by_username(UserScope::All(all), "dave").await.unwrap();
+        let dave = store
+            .user_by_username(UserScope::All(all), "dave")
+            .await
+            .unwrap();
         assert_eq!(dave.tenant_id, Some(acme.id));
         assert_eq!(dave.role, "user");
-        let root = store.user_by_username(UserScope::All(all), "root").await.unwrap();
+        let root = store
+            .user_by_username(UserScope::All(all), "root")
+            .await
+            .unwrap();
         assert!(root.last_login.is_some());
         store.close().await;
     });
     let log = std::fs::read_to_string(env.data_dir().join("recalliq.log")).unwrap_or_default();
-    assert!(log.contains("logged in"), "tracing goes to the log file: {log}");
+    assert!(
+        log.contains("logged in"),
+        "tracing goes to the log file: {log}"
+    );
 }
 
 #[test]
@@ -565,7 +600,10 @@ fn sighup_restores_the_terminal() {
         .expect("recalliq running")
         .parse()
         .unwrap();
-    let ok = Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap();
+    let ok = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(ok.success());
     let exit = wait_file(&env.dir.path().join("exit.txt"));
     assert_eq!(exit.trim(), "exit=0", "SIGHUP is a clean exit");
@@ -637,7 +675,11 @@ async fn colours_resizing_mouse_and_key_overrides() {
         let mut app = app_as(&store, "root", (120, 40), opts()).await;
         press(&mut app, "2").await;
         let buf = buffer(&app, (120, 40));
-        assert!(buf.content.iter().all(|c| c.fg == Color::Reset && c.bg == Color::Reset));
+        assert!(
+            buf.content
+                .iter()
+                .all(|c| c.fg == Color::Reset && c.bg == Color::Reset)
+        );
         // Default and light themes: only the 16 named ANSI colours.
         for theme in ["dark", "light"] {
             let mut app = app_as(
@@ -660,7 +702,10 @@ async fn colours_resizing_mouse_and_key_overrides() {
                         && !matches!(c.bg, Color::Rgb(..) | Color::Indexed(_))),
                 "{theme}"
             );
-            assert!(buf.content.iter().any(|c| c.fg != Color::Reset), "{theme} has colour");
+            assert!(
+                buf.content.iter().any(|c| c.fg != Color::Reset),
+                "{theme} has colour"
+            );
         }
         // Resizing from 80x24 to 200x60 and back keeps the selection visible.
         let mut app = app_as(&store, "root", (80, 24), opts()).await;
@@ -683,7 +728,16 @@ async fn colours_resizing_mouse_and_key_overrides() {
         press(&mut app, "3").await;
         app.handle_mouse(scroll).await;
         assert_eq!(app.users.table.selected, 0);
-        let mut app = app_as(&store, "root", (120, 40), Options { mouse: true, ..opts() }).await;
+        let mut app = app_as(
+            &store,
+            "root",
+            (120, 40),
+            Options {
+                mouse: true,
+                ..opts()
+            },
+        )
+        .await;
         press(&mut app, "3").await;
         app.handle_mouse(scroll).await;
         assert_eq!(app.users.table.selected, 1);

@@ -56,8 +56,12 @@ impl Dashboard {
             .style(theme.base());
         let inner = block.inner(area);
         frame.render_widget(block, area);
-        let [counts, gauge, hint] =
-            Layout::vertical([Constraint::Length(6), Constraint::Length(3), Constraint::Fill(1)]).areas(inner);
+        let [counts, gauge, hint] = Layout::vertical([
+            Constraint::Length(6),
+            Constraint::Length(3),
+            Constraint::Fill(1),
+        ])
+        .areas(inner);
         let line = |label: &str, value: Option<i64>| {
             Line::from(vec![
                 Span::styled(format!("  {label:<12}"), theme.muted()),

@@ -71,7 +71,9 @@ impl Login {
         };
         match key.code {
             KeyCode::Esc => return LoginOutcome::Quit,
-            KeyCode::Tab | KeyCode::Down | KeyCode::BackTab | KeyCode::Up => self.focus = 1 - self.focus,
+            KeyCode::Tab | KeyCode::Down | KeyCode::BackTab | KeyCode::Up => {
+                self.focus = 1 - self.focus
+            }
             KeyCode::Enter if self.focus == 0 => self.focus = 1,
             KeyCode::Enter => return LoginOutcome::Submit,
             KeyCode::Backspace => {
@@ -90,18 +92,30 @@ impl Login {
             .style(theme.base());
         let inner = block.inner(rect);
         frame.render_widget(block, rect);
-        let [fields, msg, help] =
-            Layout::vertical([Constraint::Length(5), Constraint::Fill(1), Constraint::Length(1)]).areas(inner);
+        let [fields, msg, help] = Layout::vertical([
+            Constraint::Length(5),
+            Constraint::Fill(1),
+            Constraint::Length(1),
+        ])
+        .areas(inner);
         let field = |label: &str, value: String, focused: bool| {
             let cursor = if focused { "_" } else { "" };
             Line::from(vec![
                 Span::styled(
                     format!(" {label:>9} "),
-                    if focused { theme.accent() } else { theme.base() },
+                    if focused {
+                        theme.accent()
+                    } else {
+                        theme.base()
+                    },
                 ),
                 Span::styled(
                     format!("{value}{cursor}"),
-                    if focused { theme.selected() } else { theme.base() },
+                    if focused {
+                        theme.selected()
+                    } else {
+                        theme.base()
+                    },
                 ),
             ])
         };
@@ -110,7 +124,11 @@ impl Login {
                 Line::from(""),
                 field("Username", self.username.clone(), self.focus == 0),
                 Line::from(""),
-                field("Password", "•".repeat(self.password.chars().count()), self.focus == 1),
+                field(
+                    "Password",
+                    "•".repeat(self.password.chars().count()),
+                    self.focus == 1,
+                ),
             ]),
             fields,
         );
@@ -119,7 +137,10 @@ impl Login {
             lines.push(Line::styled(format!(" {m}"), theme.error()));
         }
         if let Some(s) = wait {
-            lines.push(Line::styled(format!(" too many failures: wait {s} s"), theme.warn()));
+            lines.push(Line::styled(
+                format!(" too many failures: wait {s} s"),
+                theme.warn(),
+            ));
         }
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), msg);
         frame.render_widget(

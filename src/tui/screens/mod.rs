@@ -30,7 +30,11 @@ impl Session {
 
 /// A text bar for a fraction, for table cells: `█████░░░░░  50%`.
 pub fn bar(ratio: f64, width: usize) -> String {
-    let r = if ratio.is_finite() { ratio.clamp(0.0, 1.0) } else { 0.0 };
+    let r = if ratio.is_finite() {
+        ratio.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let full = (r * width as f64).round() as usize;
     format!(
         "{}{} {:>3}%",
@@ -42,7 +46,11 @@ pub fn bar(ratio: f64, width: usize) -> String {
 
 pub fn usage_ratio(t: &Tenant) -> f64 {
     if t.monthly_email_limit <= 0 {
-        if t.emails_sent_this_month > 0 { 1.0 } else { 0.0 }
+        if t.emails_sent_this_month > 0 {
+            1.0
+        } else {
+            0.0
+        }
     } else {
         t.emails_sent_this_month as f64 / t.monthly_email_limit as f64
     }

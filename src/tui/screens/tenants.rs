@@ -35,7 +35,9 @@ impl Tenants {
             self.table.set_total(total as usize);
         }
         while let Some(fetch) = self.table.plan() {
-            let rows = store.list_tenants(&all, fetch.page(), self.table.search()).await?;
+            let rows = store
+                .list_tenants(&all, fetch.page(), self.table.search())
+                .await?;
             self.table.apply(fetch, rows);
         }
         Ok(())
@@ -45,7 +47,9 @@ impl Tenants {
         let [list, detail] = layout(area);
         let wide = area.width >= 110;
         let headers: &[&str] = if wide {
-            &["ID", "Name", "Domain", "Plan", "Status", "Limit", "Sent", "Usage"]
+            &[
+                "ID", "Name", "Domain", "Plan", "Status", "Limit", "Sent", "Usage",
+            ]
         } else {
             &["ID", "Name", "Domain", "Plan", "Status", "Usage"]
         };
@@ -119,7 +123,8 @@ fn check_domain(v: &str) -> Option<String> {
         return Some("required".into());
     }
     let ok = d.len() <= 100
-        && d.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && d.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         && !d.starts_with(['.', '-'])
         && !d.ends_with(['.', '-']);
     if ok {
@@ -170,7 +175,12 @@ pub async fn create<P>(store: &Store, session: &Session, form: &Form<P>) -> DbRe
     store.create_tenant(&all, &new).await
 }
 
-pub async fn update<P>(store: &Store, session: &Session, id: i32, form: &Form<P>) -> DbResult<Tenant> {
+pub async fn update<P>(
+    store: &Store,
+    session: &Session,
+    id: i32,
+    form: &Form<P>,
+) -> DbResult<Tenant> {
     let all = session.actor.all_tenants()?;
     let upd = TenantUpdate {
         name: Some(form.value("name").trim().to_string()),
@@ -190,7 +200,12 @@ pub fn toggled_status(t: &Tenant) -> TenantStatus {
     }
 }
 
-pub async fn set_status(store: &Store, session: &Session, id: i32, status: TenantStatus) -> DbResult<Tenant> {
+pub async fn set_status(
+    store: &Store,
+    session: &Session,
+    id: i32,
+    status: TenantStatus,
+) -> DbResult<Tenant> {
     let all = session.actor.all_tenants()?;
     store.set_tenant_status(&all, id, status).await
 }

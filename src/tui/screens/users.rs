@@ -30,7 +30,9 @@ impl Users {
             self.table.set_total(total as usize);
         }
         while let Some(fetch) = self.table.plan() {
-            let rows = store.list_users(scope, fetch.page(), self.table.search()).await?;
+            let rows = store
+                .list_users(scope, fetch.page(), self.table.search())
+                .await?;
             self.table.apply(fetch, rows);
         }
         Ok(())
@@ -39,7 +41,9 @@ impl Users {
     pub fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
         let wide = area.width >= 110;
         let headers: &[&str] = if wide {
-            &["ID", "Username", "Name", "Email", "Role", "Tenant", "Active"]
+            &[
+                "ID", "Username", "Name", "Email", "Role", "Tenant", "Active",
+            ]
         } else {
             &["ID", "Username", "Email", "Role", "Active"]
         };
@@ -69,7 +73,10 @@ impl Users {
         };
         view.draw(frame, area, theme, &self.table, |u| {
             let active = if u.is_active { "yes" } else { "no" }.to_string();
-            let tenant = u.tenant_id.map(|t| t.to_string()).unwrap_or_else(|| "—".into());
+            let tenant = u
+                .tenant_id
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "—".into());
             if wide {
                 vec![
                     u.id.to_string(),
@@ -104,7 +111,11 @@ fn check_username(v: &str) -> Option<String> {
     let u = v.trim();
     if u.is_empty() {
         Some("required".into())
-    } else if u.len() > 150 || !u.chars().all(|c| c.is_alphanumeric() || "@.+-_".contains(c)) {
+    } else if u.len() > 150
+        || !u
+            .chars()
+            .all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
+    {
         Some("letters, digits and @ . + - _ only".into())
     } else {
         None
@@ -112,7 +123,9 @@ fn check_username(v: &str) -> Option<String> {
 }
 
 fn check_email(v: &str) -> Option<String> {
-    crate::domain::normalize_email(v).err().map(|e| e.to_string())
+    crate::domain::normalize_email(v)
+        .err()
+        .map(|e| e.to_string())
 }
 
 fn check_password(v: &str) -> Option<String> {
@@ -131,7 +144,11 @@ pub fn new_form<P>(purpose: P, session: &Session) -> Form<P> {
         Field::password("password", "Password").with_check(check_password),
     ];
     if session.actor.is_super_admin() {
-        let domain = session.tenant.as_ref().map(|t| t.domain.clone()).unwrap_or_default();
+        let domain = session
+            .tenant
+            .as_ref()
+            .map(|t| t.domain.clone())
+            .unwrap_or_default();
         fields.push(Field::text("tenant", "Tenant domain", domain));
     }
     Form::new("New user", purpose, fields)
@@ -181,7 +198,10 @@ pub async fn create<P>(store: &Store, session: &Session, form: &Form<P>) -> DbRe
         };
         (crate::db::UserScope::All(all), tenant_id)
     } else if session.actor.is_super_admin() && role == Role::SuperAdmin {
-        (crate::db::UserScope::All(session.actor.all_tenants()?), None)
+        (
+            crate::db::UserScope::All(session.actor.all_tenants()?),
+            None,
+        )
     } else if session.actor.is_super_admin() && !domain.is_empty() {
         let all = session.actor.all_tenants()?;
         let t = store.tenant_by_domain(&all, domain).await?;
@@ -204,7 +224,12 @@ pub async fn create<P>(store: &Store, session: &Session, form: &Form<P>) -> DbRe
     store.create_user(scope, &new).await
 }
 
-pub async fn update<P>(store: &Store, session: &Session, target: &User, form: &Form<P>) -> DbResult<User> {
+pub async fn update<P>(
+    store: &Store,
+    session: &Session,
+    target: &User,
+    form: &Form<P>,
+) -> DbResult<User> {
     let role = parse_role(form.value("role"))?;
     let current = parse_role(&target.role)?;
     may_manage_user(session.actor.role, current).map_err(denied)?;
@@ -224,10 +249,17 @@ pub async fn update<P>(store: &Store, session: &Session, target: &User, form: &F
         role: Some(role),
         ..UserUpdate::default()
     };
-    store.update_user(session.user_scope()?, target.id, &upd).await
+    store
+        .update_user(session.user_scope()?, target.id, &upd)
+        .await
 }
 
-pub async fn set_active(store: &Store, session: &Session, target: &User, active: bool) -> DbResult<User> {
+pub async fn set_active(
+    store: &Store,
+    session: &Session,
+    target: &User,
+    active: bool,
+) -> DbResult<User> {
     may_manage_user(session.actor.role, parse_role(&target.role)?).map_err(denied)?;
     if Some(target.id) == session.actor.user_id && !active {
         return Err(DbError::Invalid("you cannot deactivate yourself".into()));
@@ -236,10 +268,17 @@ pub async fn set_active(store: &Store, session: &Session, target: &User, active:
         is_active: Some(active),
         ..UserUpdate::default()
     };
-    store.update_user(session.user_scope()?, target.id, &upd).await
+    store
+        .update_user(session.user_scope()?, target.id, &upd)
+        .await
 }
 
-pub async fn reset_password<P>(store: &Store, session: &Session, target: &User, form: &Form<P>) -> DbResult<()> {
+pub async fn reset_password<P>(
+    store: &Store,
+    session: &Session,
+    target: &User,
+    form: &Form<P>,
+) -> DbResult<()> {
     may_manage_user(session.actor.role, parse_role(&target.role)?).map_err(denied)?;
     if form.value("password") != form.value("again") {
         return Err(DbError::Invalid("the two passwords differ".into()));
@@ -247,5 +286,7 @@ pub async fn reset_password<P>(store: &Store, session: &Session, target: &User, 
     let hash = make_password_blocking(form.value("password").to_string())
         .await
         .map_err(|e| DbError::Invalid(e.to_string()))?;
-    store.set_password_hash(session.user_scope()?, target.id, &hash).await
+    store
+        .set_password_hash(session.user_scope()?, target.id, &hash)
+        .await
 }

@@ -36,7 +36,9 @@ impl<A> Confirm<A> {
     pub fn handle_key(&self, key: &KeyEvent) -> Answer {
         match key.code {
             KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => Answer::Yes,
-            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => Answer::No,
+            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => {
+                Answer::No
+            }
             _ => Answer::Undecided,
         }
     }
@@ -61,7 +63,10 @@ impl<A> Confirm<A> {
             ])
             .alignment(Alignment::Center),
         ];
-        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }).block(block), rect);
+        frame.render_widget(
+            Paragraph::new(text).wrap(Wrap { trim: true }).block(block),
+            rect,
+        );
     }
 }
 

@@ -59,7 +59,12 @@ impl Field {
         }
     }
     /// A choice among `options`, starting at `value` (or the first).
-    pub fn choice(name: &'static str, label: &'static str, options: Vec<String>, value: &str) -> Field {
+    pub fn choice(
+        name: &'static str,
+        label: &'static str,
+        options: Vec<String>,
+        value: &str,
+    ) -> Field {
         let v = if options.iter().any(|o| o == value) {
             value.to_string()
         } else {
@@ -188,7 +193,9 @@ impl<P> Form<P> {
                     KeyCode::Backspace if !choice => {
                         field.value.pop();
                     }
-                    KeyCode::Char(c) if !choice && !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                    KeyCode::Char(c)
+                        if !choice && !key.modifiers.contains(KeyModifiers::CONTROL) =>
+                    {
                         if !matches!(field.kind, Kind::Number) || c.is_ascii_digit() {
                             field.value.push(c);
                         }
@@ -216,7 +223,11 @@ impl<P> Form<P> {
                 Kind::Choice(_) => format!("◂ {} ▸", f.value),
                 _ => f.value.clone(),
             };
-            let value_style = if focused { theme.selected() } else { theme.base() };
+            let value_style = if focused {
+                theme.selected()
+            } else {
+                theme.base()
+            };
             let cursor = if focused && !matches!(f.kind, Kind::Choice(_)) {
                 "_"
             } else {
@@ -225,7 +236,11 @@ impl<P> Form<P> {
             lines.push(Line::from(vec![
                 Span::styled(
                     format!("{:>label_w$} ", f.label),
-                    if focused { theme.accent() } else { theme.base() },
+                    if focused {
+                        theme.accent()
+                    } else {
+                        theme.base()
+                    },
                 ),
                 Span::styled(format!("{shown}{cursor}"), value_style),
             ]));
@@ -291,7 +306,12 @@ mod tests {
         let mut f = Form::new(
             "t",
             (),
-            vec![Field::choice("r", "Role", vec!["a".into(), "b".into()], "b")],
+            vec![Field::choice(
+                "r",
+                "Role",
+                vec!["a".into(), "b".into()],
+                "b",
+            )],
         );
         f.handle_key(&key(KeyCode::Right));
         assert_eq!(f.value("r"), "a");

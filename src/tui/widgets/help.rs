@@ -10,7 +10,14 @@ use ratatui::widgets::{Block, Clear, Row, Table};
 use crate::tui::keymap::{CommandSpec, KeyMap, ScreenId};
 use crate::tui::theme::Theme;
 
-pub fn draw(frame: &mut Frame, area: Rect, theme: &Theme, keymap: &KeyMap, screen: ScreenId, readonly: bool) {
+pub fn draw(
+    frame: &mut Frame,
+    area: Rect,
+    theme: &Theme,
+    keymap: &KeyMap,
+    screen: ScreenId,
+    readonly: bool,
+) {
     let commands: Vec<&CommandSpec> = KeyMap::commands_for(screen).collect();
     let row = |c: &CommandSpec, with_id: bool| {
         let keys: Vec<String> = keymap.keys_of(c.id).iter().map(|k| k.label()).collect();
@@ -25,7 +32,10 @@ pub fn draw(frame: &mut Frame, area: Rect, theme: &Theme, keymap: &KeyMap, scree
         Row::new(cells)
     };
     let block = Block::bordered()
-        .title(Span::styled(format!(" Keys: {} ", screen.title()), theme.accent()))
+        .title(Span::styled(
+            format!(" Keys: {} ", screen.title()),
+            theme.accent(),
+        ))
         .title_bottom(" esc close ")
         .style(theme.base());
     let one_column = commands.len() as u16 + 2 <= area.height;
@@ -33,8 +43,15 @@ pub fn draw(frame: &mut Frame, area: Rect, theme: &Theme, keymap: &KeyMap, scree
         let rect = super::centered(area, 64, commands.len() as u16 + 2);
         frame.render_widget(Clear, rect);
         let rows: Vec<Row> = commands.iter().map(|c| row(c, true)).collect();
-        let widths = [Constraint::Length(14), Constraint::Fill(1), Constraint::Length(15)];
-        frame.render_widget(Table::new(rows, widths).block(block).column_spacing(1), rect);
+        let widths = [
+            Constraint::Length(14),
+            Constraint::Fill(1),
+            Constraint::Length(15),
+        ];
+        frame.render_widget(
+            Table::new(rows, widths).block(block).column_spacing(1),
+            rect,
+        );
         return;
     }
     let half = commands.len().div_ceil(2);

@@ -64,7 +64,9 @@ impl Palette {
     pub fn handle_key(&mut self, key: &KeyEvent) -> PaletteOutcome {
         match key.code {
             KeyCode::Esc => PaletteOutcome::Close,
-            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => PaletteOutcome::Close,
+            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                PaletteOutcome::Close
+            }
             KeyCode::Enter => match self.matches().get(self.selected) {
                 Some(c) => PaletteOutcome::Run(c),
                 None => PaletteOutcome::Continue,
@@ -96,7 +98,9 @@ impl Palette {
 
     pub fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, keymap: &KeyMap) {
         let matches = self.matches();
-        let height = (matches.len() as u16 + 4).min(area.height.saturating_sub(2)).max(5);
+        let height = (matches.len() as u16 + 4)
+            .min(area.height.saturating_sub(2))
+            .max(5);
         let rect = super::centered(area, 60, height);
         frame.render_widget(Clear, rect);
         let block = Block::bordered()
@@ -104,7 +108,8 @@ impl Palette {
             .style(theme.base());
         let inner = block.inner(rect);
         frame.render_widget(block, rect);
-        let [input, list] = Layout::vertical([Constraint::Length(2), Constraint::Fill(1)]).areas(inner);
+        let [input, list] =
+            Layout::vertical([Constraint::Length(2), Constraint::Fill(1)]).areas(inner);
         frame.render_widget(
             Paragraph::new(vec![
                 Line::from(vec![
@@ -128,7 +133,11 @@ impl Palette {
             })
             .collect();
         let mut state = ListState::default().with_selected(Some(self.selected));
-        frame.render_stateful_widget(List::new(items).highlight_style(theme.selected()), list, &mut state);
+        frame.render_stateful_widget(
+            List::new(items).highlight_style(theme.selected()),
+            list,
+            &mut state,
+        );
     }
 }
 

@@ -136,7 +136,9 @@ impl<T: Keyed + Clone> VirtualTable<T> {
     }
 
     pub fn selected_row(&self) -> Option<&T> {
-        self.selected.checked_sub(self.start).and_then(|i| self.rows.get(i))
+        self.selected
+            .checked_sub(self.start)
+            .and_then(|i| self.rows.get(i))
     }
 
     /// The rows on screen with their absolute indexes.
@@ -262,7 +264,8 @@ impl<T: Keyed + Clone> VirtualTable<T> {
                     self.rows = rows;
                 }
                 if self.rows.len() > cap {
-                    let keep_to = (self.offset + self.height + self.margin()).max(self.start) - self.start;
+                    let keep_to =
+                        (self.offset + self.height + self.margin()).max(self.start) - self.start;
                     self.rows.truncate(keep_to.max(1));
                 }
             }
@@ -305,7 +308,11 @@ impl TableView<'_> {
             .title(Span::styled(title, theme.accent()))
             .title_top(ratatui::text::Line::from(format!(" {position} ")).right_aligned())
             .style(theme.base());
-        let header = Row::new(self.headers.iter().map(|h| Span::styled(*h, theme.accent())));
+        let header = Row::new(
+            self.headers
+                .iter()
+                .map(|h| Span::styled(*h, theme.accent())),
+        );
         let widget = Table::new(rows, self.widths.to_vec())
             .header(header)
             .block(block)
