@@ -181,6 +181,41 @@ impl Store {
         }))
     }
 
+    /// Groups whose name or description matches `search` (all when none), for the TUI list.
+    pub async fn count_groups_matching(
+        &self,
+        scope: TenantScope,
+        search: Option<&str>,
+    ) -> DbResult<i64> {
+        let pattern = like_pattern(search);
+        Ok(on_pool!(self, p => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM tenants_group g WHERE g.tenant_id = $1
+                 AND ($2 IS NULL OR LOWER(g.name) LIKE $2 ESCAPE '\\' OR LOWER(COALESCE(g.description, '')) LIKE $2 ESCAPE '\\')",
+            )
+            .bind(scope.tenant_id())
+            .bind(&pattern)
+            .fetch_one(p)
+            .await?
+        }))
+    }
+
+    /// Total and active contacts of one group (any group, active or not).
+    pub async fn contact_counts(&self, scope: TenantScope, group_id: i32) -> DbResult<(i64, i64)> {
+        let row: (i64, i64) = on_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT COUNT(ge.id), COUNT(CASE WHEN ge.is_active = TRUE THEN 1 END)
+                 FROM tenants_groupemail ge JOIN tenants_group g ON g.id = ge.group_id
+                 WHERE ge.group_id = $1 AND g.tenant_id = $2",
+            )
+            .bind(group_id)
+            .bind(scope.tenant_id())
+            .fetch_one(p)
+            .await?
+        });
+        Ok(row)
+    }
+
     /// The spec's "Get Group Email Counts": active groups with total and active contacts.
     pub async fn group_counts(&self, scope: TenantScope) -> DbResult<Vec<GroupCounts>> {
         Ok(on_pool!(self, p => {

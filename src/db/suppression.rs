@@ -124,6 +124,25 @@ impl Store {
         Ok(page.order(rows))
     }
 
+    /// Suppressions whose email or reason matches `search` (all when none).
+    pub async fn count_suppressions_matching(
+        &self,
+        scope: TenantScope,
+        search: Option<&str>,
+    ) -> DbResult<i64> {
+        let pattern = like_pattern(search);
+        Ok(on_pool!(self, p => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM recalliq_suppression s WHERE s.tenant_id = $1
+                 AND ($2 IS NULL OR LOWER(s.email) LIKE $2 ESCAPE '\\' OR LOWER(s.reason) LIKE $2 ESCAPE '\\')",
+            )
+            .bind(scope.tenant_id())
+            .bind(&pattern)
+            .fetch_one(p)
+            .await?
+        }))
+    }
+
     pub async fn count_suppressions(&self, scope: TenantScope) -> DbResult<i64> {
         Ok(on_pool!(self, p => {
             sqlx::query_scalar("SELECT COUNT(*) FROM recalliq_suppression WHERE tenant_id = $1")

@@ -18,7 +18,9 @@ use super::Options;
 use super::event::{AppEvent, ExternalEvent};
 use super::keymap::{COMMANDS, Cmd, CommandSpec, KeyMap, ScreenId, Where};
 use super::screens::dashboard::Dashboard;
+use super::screens::groups::{Contacts, Groups};
 use super::screens::login::{Login, LoginOutcome};
+use super::screens::suppression::Suppressions;
 use super::screens::tenants::{self, Tenants};
 use super::screens::users::{self, Users};
 use super::screens::{Session, usage_ratio};
@@ -40,13 +42,23 @@ pub enum FormPurpose {
     NewUser,
     EditUser(Box<User>),
     ResetPassword(Box<User>),
+    /// Groups, contacts, suppression: handled in `app/groups_ops.rs`.
+    More(groups_ops::MoreForm),
 }
 
 /// What a confirmation dialog will do on "yes".
 #[derive(Debug, Clone)]
 pub enum Pending {
-    SetTenantStatus { id: i32, status: TenantStatus },
-    SetUserActive { user: Box<User>, active: bool },
+    SetTenantStatus {
+        id: i32,
+        status: TenantStatus,
+    },
+    SetUserActive {
+        user: Box<User>,
+        active: bool,
+    },
+    /// Groups, contacts, suppression: handled in `app/groups_ops.rs`.
+    More(groups_ops::MorePending),
 }
 
 /// The modal on top of a screen, if any.
@@ -56,7 +68,11 @@ pub enum Popup {
     Palette(Palette),
     Confirm(Confirm<Pending>),
     Form(Form<FormPurpose>),
+    /// CSV import: file picker, preview, progress.
+    Import(groups_ops::ImportPopup),
 }
+
+mod groups_ops;
 
 pub struct App {
     pub store: Store,
@@ -69,6 +85,9 @@ pub struct App {
     pub dashboard: Dashboard,
     pub tenants: Tenants,
     pub users: Users,
+    pub groups: Groups,
+    pub contacts: Contacts,
+    pub suppressions: Suppressions,
     pub popup: Option<Popup>,
     /// The `/` filter line is being edited.
     pub filtering: bool,
@@ -78,6 +97,10 @@ pub struct App {
     pub dirty: bool,
     pub quit: bool,
     area: Rect,
+    /// Where background work (the CSV import) reports; none in tests that import inline.
+    pub events: Option<tokio::sync::mpsc::Sender<ExternalEvent>>,
+    /// Where the import file picker starts (default: the current directory).
+    pub import_dir: Option<std::path::PathBuf>,
 }
 
 /// The rows of the whole screen: tab bar, body, status line, key footer.
@@ -121,6 +144,9 @@ impl App {
             dashboard: Dashboard::default(),
             tenants: Tenants::default(),
             users: Users::default(),
+            groups: Groups::default(),
+            contacts: Contacts::default(),
+            suppressions: Suppressions::default(),
             popup: None,
             filtering: false,
             toast: None,
@@ -128,6 +154,8 @@ impl App {
             dirty: true,
             quit: false,
             area: Rect::new(0, 0, 80, 24),
+            events: None,
+            import_dir: None,
         };
         if let Some(p) = problems.first() {
             tracing::warn!("{p}");
@@ -155,6 +183,7 @@ impl App {
         self.screen = ScreenId::Dashboard;
         self.tenants = Tenants::default();
         self.users = Users::default();
+        self.reset_tenant_screens();
         self.layout_tables();
         self.load(ScreenId::Dashboard).await;
         self.dirty = true;
@@ -173,6 +202,9 @@ impl App {
         let body = chrome(self.area)[1];
         self.tenants.set_area(body);
         self.users.set_area(body);
+        self.groups.set_area(body);
+        self.contacts.set_area(body);
+        self.suppressions.set_area(body);
     }
 
     /// Periodic housekeeping: expire the toast, count down a login delay. Marks the app
@@ -198,6 +230,15 @@ impl App {
                     self.load(self.screen).await;
                     self.dirty = true;
                 }
+            }
+            ExternalEvent::ImportProgress { done, total } => {
+                self.import_progress(done, total);
+                self.dirty = true;
+            }
+            ExternalEvent::ImportDone(result) => {
+                self.import_done(result).await;
+                self.dirty = true;
+                self.drain().await;
             }
         }
     }
@@ -268,6 +309,9 @@ impl App {
                     {
                         let table = match self.screen {
                             ScreenId::Tenants => self.tenants.table.offset,
+                            ScreenId::Groups => self.groups.table.offset,
+                            ScreenId::Contacts => self.contacts.table.offset,
+                            ScreenId::Suppression => self.suppressions.table.offset,
                             _ => self.users.table.offset,
                         };
                         let target = table + (ev.row - first) as usize;
@@ -287,6 +331,9 @@ impl App {
         match self.screen {
             ScreenId::Tenants => self.tenants.table.selected,
             ScreenId::Users => self.users.table.selected,
+            ScreenId::Groups => self.groups.table.selected,
+            ScreenId::Contacts => self.contacts.table.selected,
+            ScreenId::Suppression => self.suppressions.table.selected,
             ScreenId::Dashboard => 0,
         }
     }
@@ -401,10 +448,17 @@ impl App {
                     ScreenId::Tenants => self.tenants.table.home(),
                     ScreenId::Users if end => self.users.table.end(),
                     ScreenId::Users => self.users.table.home(),
+                    ScreenId::Groups if end => self.groups.table.end(),
+                    ScreenId::Groups => self.groups.table.home(),
+                    ScreenId::Contacts if end => self.contacts.table.end(),
+                    ScreenId::Contacts => self.contacts.table.home(),
+                    ScreenId::Suppression if end => self.suppressions.table.end(),
+                    ScreenId::Suppression => self.suppressions.table.home(),
                     ScreenId::Dashboard => {}
                 }
                 self.load(self.screen).await;
             }
+            Cmd::Enter if self.screen == ScreenId::Groups => self.open_group().await,
             Cmd::Enter => self.details(),
             Cmd::Back => self.back().await,
             Cmd::Filter => {
@@ -437,6 +491,17 @@ impl App {
             Cmd::AllTenants => {
                 self.queue.push_back(AppEvent::SwitchTenant(None));
             }
+            Cmd::GotoGroups => {
+                self.goto(ScreenId::Groups).await;
+            }
+            Cmd::GotoSuppression => {
+                self.goto(ScreenId::Suppression).await;
+            }
+            Cmd::Delete => self.ask_delete(),
+            Cmd::Tag => self.contacts.toggle_tag(),
+            Cmd::Copy | Cmd::Move => self.ask_target(spec.cmd == Cmd::Move).await,
+            Cmd::Export => self.ask_export(),
+            Cmd::Import => self.open_import(),
             Cmd::Logout => {
                 let name = self.session.take().map(|s| s.user.username);
                 self.login = Login::new(name);
@@ -449,6 +514,9 @@ impl App {
     fn page(&self) -> isize {
         match self.screen {
             ScreenId::Tenants => self.tenants.table.page(),
+            ScreenId::Groups => self.groups.table.page(),
+            ScreenId::Contacts => self.contacts.table.page(),
+            ScreenId::Suppression => self.suppressions.table.page(),
             _ => self.users.table.page(),
         }
     }
@@ -457,6 +525,9 @@ impl App {
         match self.screen {
             ScreenId::Tenants => self.tenants.table.move_by(delta),
             ScreenId::Users => self.users.table.move_by(delta),
+            ScreenId::Groups => self.groups.table.move_by(delta),
+            ScreenId::Contacts => self.contacts.table.move_by(delta),
+            ScreenId::Suppression => self.suppressions.table.move_by(delta),
             ScreenId::Dashboard => return,
         }
         self.load(self.screen).await;
@@ -464,7 +535,8 @@ impl App {
 
     /// Opens `screen`; false (with a toast) when the session may not.
     async fn goto(&mut self, screen: ScreenId) -> bool {
-        if !self.screens().contains(&screen) {
+        let contacts_open = screen == ScreenId::Contacts && self.contacts.group.is_some();
+        if !contacts_open && !self.screens().contains(&screen) {
             let role = self.session.as_ref().map(|s| s.actor.role);
             let reason =
                 match role.map(|r| allowed(r, crate::domain::permissions::Action::ManageTenants)) {
@@ -479,6 +551,9 @@ impl App {
         match screen {
             ScreenId::Tenants => self.tenants.table.recount(),
             ScreenId::Users => self.users.table.recount(),
+            ScreenId::Groups => self.groups.table.recount(),
+            ScreenId::Contacts => self.contacts.table.recount(),
+            ScreenId::Suppression => self.suppressions.table.recount(),
             ScreenId::Dashboard => {}
         }
         self.load(screen).await;
@@ -489,11 +564,16 @@ impl App {
         let has_filter = match self.screen {
             ScreenId::Tenants => self.tenants.table.search().is_some(),
             ScreenId::Users => self.users.table.search().is_some(),
+            ScreenId::Groups => self.groups.table.search().is_some(),
+            ScreenId::Contacts => self.contacts.table.search().is_some(),
+            ScreenId::Suppression => self.suppressions.table.search().is_some(),
             ScreenId::Dashboard => return,
         };
         if has_filter {
             self.edit_filter(|f| f.clear());
             self.load(self.screen).await;
+        } else if self.screen == ScreenId::Contacts {
+            self.goto(ScreenId::Groups).await;
         } else {
             self.goto(ScreenId::Dashboard).await;
         }
@@ -509,6 +589,18 @@ impl App {
             ScreenId::Users => {
                 change(&mut self.users.table.filter);
                 self.users.table.reset();
+            }
+            ScreenId::Groups => {
+                change(&mut self.groups.table.filter);
+                self.groups.table.reset();
+            }
+            ScreenId::Contacts => {
+                change(&mut self.contacts.table.filter);
+                self.contacts.table.reset();
+            }
+            ScreenId::Suppression => {
+                change(&mut self.suppressions.table.filter);
+                self.suppressions.table.reset();
             }
             ScreenId::Dashboard => {}
         }
@@ -542,6 +634,7 @@ impl App {
             ScreenId::Tenants => tenants::new_form(FormPurpose::NewTenant),
             ScreenId::Users => users::new_form(FormPurpose::NewUser, session),
             ScreenId::Dashboard => return,
+            _ => return self.open_create_more(),
         }));
     }
 
@@ -568,6 +661,7 @@ impl App {
                 users::edit_form(FormPurpose::EditUser(Box::new(u.clone())), session, u)
             }
             ScreenId::Dashboard => return,
+            _ => return self.open_edit_more(),
         };
         self.popup = Some(Popup::Form(form));
     }
@@ -625,6 +719,7 @@ impl App {
                 )
             }
             ScreenId::Dashboard => return,
+            _ => return self.ask_toggle_more(),
         };
         self.popup = Some(Popup::Confirm(confirm));
     }
@@ -652,6 +747,7 @@ impl App {
                     }
                 }
             },
+            Popup::Import(p) => self.import_key(p, key).await,
         }
     }
 
@@ -688,6 +784,7 @@ impl App {
                         )
                     })
             }
+            Pending::More(p) => self.confirmed_more(&session, p).await,
         };
         match result {
             Ok((screen, text)) => {
@@ -729,6 +826,7 @@ impl App {
                 users::reset_password(&store, &session, u, form).await?;
                 (ScreenId::Users, format!("password of {} reset", u.username))
             }
+            FormPurpose::More(p) => self.submit_more(&session, p, form).await?,
         };
         tracing::info!("{text}");
         self.info(text);
@@ -766,6 +864,9 @@ impl App {
         match screen {
             ScreenId::Tenants => self.tenants.table.invalidate(),
             ScreenId::Users => self.users.table.invalidate(),
+            ScreenId::Groups => self.groups.table.invalidate(),
+            ScreenId::Contacts => self.contacts.table.invalidate(),
+            ScreenId::Suppression => self.suppressions.table.invalidate(),
             ScreenId::Dashboard => {}
         }
     }
@@ -779,6 +880,9 @@ impl App {
                 .map(|d| self.dashboard = d),
             ScreenId::Tenants => self.tenants.load(&self.store, session).await,
             ScreenId::Users => self.users.load(&self.store, session).await,
+            ScreenId::Groups => self.groups.load(&self.store, session).await,
+            ScreenId::Contacts => self.contacts.load(&self.store, session).await,
+            ScreenId::Suppression => self.suppressions.load(&self.store, session).await,
         };
         if let Err(e) = result {
             tracing::error!("loading {}: {e}", screen.title());
@@ -821,6 +925,7 @@ impl App {
                         };
                         s.tenant = t.map(|t| *t);
                         self.users = Users::default();
+                        self.reset_tenant_screens();
                         self.layout_tables();
                         self.info(text);
                         self.load(self.screen).await;
@@ -854,6 +959,9 @@ impl App {
             ScreenId::Dashboard => self.dashboard.draw(frame, body, &self.theme),
             ScreenId::Tenants => self.tenants.draw(frame, body, &self.theme),
             ScreenId::Users => self.users.draw(frame, body, &self.theme),
+            ScreenId::Groups => self.groups.draw(frame, body, &self.theme),
+            ScreenId::Contacts => self.contacts.draw(frame, body, &self.theme),
+            ScreenId::Suppression => self.suppressions.draw(frame, body, &self.theme),
         }
         self.draw_status(frame, status);
         self.draw_footer(frame, footer);
@@ -869,6 +977,7 @@ impl App {
             Some(Popup::Palette(p)) => p.draw(frame, body, &self.theme, &self.keymap),
             Some(Popup::Confirm(c)) => c.draw(frame, body, &self.theme),
             Some(Popup::Form(f)) => f.draw(frame, body, &self.theme),
+            Some(Popup::Import(p)) => p.draw(frame, body, &self.theme),
             None => {}
         }
     }
@@ -919,6 +1028,9 @@ impl App {
         if self.filtering {
             let filter = match self.screen {
                 ScreenId::Tenants => &self.tenants.table.filter,
+                ScreenId::Groups => &self.groups.table.filter,
+                ScreenId::Contacts => &self.contacts.table.filter,
+                ScreenId::Suppression => &self.suppressions.table.filter,
                 _ => &self.users.table.filter,
             };
             frame.render_widget(

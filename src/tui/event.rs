@@ -23,4 +23,8 @@ pub enum AppEvent {
 pub enum ExternalEvent {
     /// Something changed in the data shown; reload the current screen.
     DataChanged,
+    /// A CSV import wrote `done` of `total` rows.
+    ImportProgress { done: usize, total: usize },
+    /// A CSV import finished (all or nothing).
+    ImportDone(Result<crate::db::ImportCounts, String>),
 }

@@ -16,16 +16,29 @@ pub enum ScreenId {
     Dashboard,
     Tenants,
     Users,
+    Groups,
+    /// The contacts of the group opened from Groups (not a tab of its own).
+    Contacts,
+    Suppression,
 }
 
 impl ScreenId {
-    pub const ALL: [ScreenId; 3] = [ScreenId::Dashboard, ScreenId::Tenants, ScreenId::Users];
+    pub const ALL: [ScreenId; 5] = [
+        ScreenId::Dashboard,
+        ScreenId::Tenants,
+        ScreenId::Users,
+        ScreenId::Groups,
+        ScreenId::Suppression,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
             ScreenId::Dashboard => "Dashboard",
             ScreenId::Tenants => "Tenants",
             ScreenId::Users => "Users",
+            ScreenId::Groups => "Groups",
+            ScreenId::Contacts => "Contacts",
+            ScreenId::Suppression => "Suppression",
         }
     }
 }
@@ -58,6 +71,14 @@ pub enum Cmd {
     SwitchTenant,
     AllTenants,
     Logout,
+    GotoGroups,
+    GotoSuppression,
+    Delete,
+    Tag,
+    Copy,
+    Move,
+    Export,
+    Import,
 }
 
 /// Where a command applies.
@@ -115,7 +136,7 @@ const fn writes(mut s: CommandSpec, needs: Perm) -> CommandSpec {
     s
 }
 
-use ScreenId::{Tenants, Users};
+use ScreenId::{Contacts, Groups, Suppression, Tenants, Users};
 use Where::{Everywhere, Only, Tables};
 
 /// The registry, in the order help lists it.
@@ -266,6 +287,130 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     spec(Cmd::Enter, "open", &["enter"], "details", Tables),
     spec(Cmd::Logout, "logout", &["ctrl-l"], "log out", Everywhere),
+    // Groups, contacts, suppression.
+    spec(
+        Cmd::GotoGroups,
+        "groups",
+        &["4"],
+        "go to groups",
+        Everywhere,
+    ),
+    spec(
+        Cmd::GotoSuppression,
+        "suppression",
+        &["5"],
+        "go to suppression list",
+        Everywhere,
+    ),
+    shown(spec(
+        Cmd::Enter,
+        "open-group",
+        &["enter"],
+        "contacts",
+        Only(Groups),
+    )),
+    shown(writes(
+        spec(Cmd::Create, "new-group", &["n"], "new group", Only(Groups)),
+        Perm::EditGroups,
+    )),
+    shown(writes(
+        spec(Cmd::Edit, "edit-group", &["e"], "rename", Only(Groups)),
+        Perm::EditGroups,
+    )),
+    shown(writes(
+        spec(
+            Cmd::ToggleActive,
+            "toggle-group",
+            &["d"],
+            "deactivate/activate",
+            Only(Groups),
+        ),
+        Perm::EditGroups,
+    )),
+    shown(writes(
+        spec(Cmd::Delete, "delete-group", &["x"], "delete", Only(Groups)),
+        Perm::EditGroups,
+    )),
+    shown(writes(
+        spec(
+            Cmd::Create,
+            "new-contact",
+            &["n"],
+            "add contact",
+            Only(Contacts),
+        ),
+        Perm::EditContacts,
+    )),
+    shown(writes(
+        spec(Cmd::Edit, "edit-contact", &["e"], "edit", Only(Contacts)),
+        Perm::EditContacts,
+    )),
+    writes(
+        spec(
+            Cmd::ToggleActive,
+            "toggle-contact",
+            &["d"],
+            "deactivate/activate contact",
+            Only(Contacts),
+        ),
+        Perm::EditContacts,
+    ),
+    writes(
+        spec(
+            Cmd::Delete,
+            "delete-contact",
+            &["x"],
+            "delete contact",
+            Only(Contacts),
+        ),
+        Perm::EditContacts,
+    ),
+    shown(spec(Cmd::Tag, "tag", &["space"], "tag", Only(Contacts))),
+    shown(writes(
+        spec(Cmd::Copy, "copy-contacts", &["c"], "copy", Only(Contacts)),
+        Perm::EditContacts,
+    )),
+    shown(writes(
+        spec(Cmd::Move, "move-contacts", &["m"], "move", Only(Contacts)),
+        Perm::EditContacts,
+    )),
+    shown(writes(
+        spec(
+            Cmd::Import,
+            "import-csv",
+            &["i"],
+            "import CSV",
+            Only(Contacts),
+        ),
+        Perm::EditContacts,
+    )),
+    spec(
+        Cmd::Export,
+        "export-csv",
+        &["E"],
+        "export to CSV",
+        Only(Contacts),
+    ),
+    shown(writes(
+        spec(
+            Cmd::Create,
+            "new-suppression",
+            &["n"],
+            "suppress address",
+            Only(Suppression),
+        ),
+        Perm::EditContacts,
+    )),
+    shown(writes(
+        spec(
+            Cmd::Delete,
+            "remove-suppression",
+            &["x"],
+            "remove",
+            Only(Suppression),
+        ),
+        Perm::EditContacts,
+    )),
 ];
 
 impl CommandSpec {

@@ -72,8 +72,9 @@ pub async fn run_app(
     login: Option<(User, Actor)>,
 ) -> color_eyre::Result<()> {
     let _log_guard = init_logging(&opts);
-    let (_tx, rx) = tokio::sync::mpsc::channel::<ExternalEvent>(64);
+    let (tx, rx) = tokio::sync::mpsc::channel::<ExternalEvent>(64);
     let mut app = App::new(store, opts.clone());
+    app.events = Some(tx);
     if let Some((user, actor)) = login {
         app.start_session(user, actor).await;
     }

@@ -17,14 +17,14 @@ use recalliq::tui::{App, Options};
 use crate::support::cli::Env;
 use crate::support::with_sqlite;
 
-const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
+pub(crate) const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
 
 fn cheap_hash(pw: &str) -> String {
     make_password_with(pw, "testsalt", 1000).unwrap()
 }
 
 /// Two tenants, a super admin, a tenant admin, staff and a plain user.
-async fn seed(store: &Store) {
+pub(crate) async fn seed(store: &Store) {
     let all = Actor::system().all_tenants().unwrap();
     let acme = store
         .create_tenant(
@@ -75,7 +75,7 @@ async fn seed(store: &Store) {
     }
 }
 
-fn opts() -> Options {
+pub(crate) fn opts() -> Options {
     let dir = std::env::temp_dir().join("recalliq-tui-tests-no-config");
     Options {
         config_dir: dir.clone(),
@@ -85,7 +85,12 @@ fn opts() -> Options {
     }
 }
 
-async fn app_as(store: &Store, username: &str, (w, h): (u16, u16), opts: Options) -> App {
+pub(crate) async fn app_as(
+    store: &Store,
+    username: &str,
+    (w, h): (u16, u16),
+    opts: Options,
+) -> App {
     let mut app = App::new(store.clone(), opts);
     app.resize(w, h).await;
     if !username.is_empty() {
@@ -100,21 +105,21 @@ async fn app_as(store: &Store, username: &str, (w, h): (u16, u16), opts: Options
     app
 }
 
-fn key(code: KeyCode) -> KeyEvent {
+pub(crate) fn key(code: KeyCode) -> KeyEvent {
     KeyEvent::new(code, KeyModifiers::NONE)
 }
 
-async fn press(app: &mut App, keys: &str) {
+pub(crate) async fn press(app: &mut App, keys: &str) {
     for c in keys.chars() {
         app.handle_key(key(KeyCode::Char(c))).await;
     }
 }
 
-async fn press_code(app: &mut App, code: KeyCode) {
+pub(crate) async fn press_code(app: &mut App, code: KeyCode) {
     app.handle_key(key(code)).await;
 }
 
-fn render(app: &App, (w, h): (u16, u16)) -> String {
+pub(crate) fn render(app: &App, (w, h): (u16, u16)) -> String {
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
     term.draw(|f| app.draw(f)).unwrap();
     let buf = term.backend().buffer();
@@ -130,7 +135,7 @@ fn render(app: &App, (w, h): (u16, u16)) -> String {
     out
 }
 
-fn snap(name: &str, size: (u16, u16), text: String) {
+pub(crate) fn snap(name: &str, size: (u16, u16), text: String) {
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path("snapshots");
     settings.set_prepend_module_to_snapshot(false);

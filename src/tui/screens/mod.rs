@@ -2,7 +2,9 @@
 //! and draws from state only. They never call each other: the app routes between them.
 
 pub mod dashboard;
+pub mod groups;
 pub mod login;
+pub mod suppression;
 pub mod tenants;
 pub mod users;
 
