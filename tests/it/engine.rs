@@ -646,3 +646,153 @@ store_test!(scheduled_batches_start_when_due, |store| async move {
         "completed"
     );
 });
+
+#[test]
+fn batch_cli_and_worker_once() {
+    crate::support::cli::on_both_backends(|env| {
+        let sink = SmtpSink::start(SinkConfig {
+            reject: ["carol@example.com".to_string()].into_iter().collect(),
+            ..SinkConfig::default()
+        });
+        let port = sink.port().to_string();
+        env.run(
+            &[
+                "tenant",
+                "create",
+                "--name",
+                "Acme",
+                "--domain",
+                "acme.test",
+            ],
+            None,
+        )
+        .ok();
+        env.run(
+            &["group", "create", "--tenant", "acme.test", "--name", "News"],
+            None,
+        )
+        .ok();
+        for (email, name) in [
+            ("ann@example.com", "Ann"),
+            ("bob@example.com", "Bob"),
+            ("carol@example.com", "Carol"),
+        ] {
+            env.run(
+                &[
+                    "contact",
+                    "add",
+                    "--tenant",
+                    "acme.test",
+                    "--group",
+                    "News",
+                    "--email",
+                    email,
+                    "--name",
+                    name,
+                ],
+                None,
+            )
+            .ok();
+        }
+        let html = env.file("t.html", b"<p>Hello {{ name }} from {{ city }}</p>");
+        env.run(
+            &[
+                "template",
+                "create",
+                "--tenant",
+                "acme.test",
+                "--name",
+                "Hello",
+                "--subject",
+                "Hi {{ name }}",
+                "--html-file",
+                &html,
+            ],
+            None,
+        )
+        .ok();
+        env.run(
+            &[
+                "smtp",
+                "set",
+                "--tenant",
+                "acme.test",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--security",
+                "none",
+            ],
+            None,
+        )
+        .ok();
+        let created = env.run(
+            &[
+                "batch",
+                "create",
+                "--tenant",
+                "acme.test",
+                "--name",
+                "Spring",
+                "--template",
+                "Hello",
+                "--group",
+                "News",
+                "--var",
+                "city=Oslo",
+            ],
+            None,
+        );
+        created.ok();
+        let id = created.stdout.trim().to_string();
+        assert!(id.parse::<i32>().is_ok(), "{}", created.stdout);
+        let shown = env.json(&["batch", "show", &id, "--json"]);
+        assert_eq!(shown["status"], "draft");
+        env.run(&["batch", "pause", &id], None)
+            .fails_with(1, "cannot become paused");
+        env.run(&["batch", "start", &id, "--tenant", "other.test"], None)
+            .fails_with(1, "not found");
+        let started = env.run(&["batch", "start", &id, "--tenant", "acme.test"], None);
+        started.ok();
+        assert!(
+            started.stdout.contains("3 recipients queued"),
+            "{}",
+            started.stdout
+        );
+        let shown = env.json(&["batch", "show", &id, "--json"]);
+        assert_eq!(shown["status"], "running");
+        assert_eq!(shown["queue"]["pending"], 3);
+        env.run(&["worker", "--once"], None).ok();
+        let shown = env.json(&["batch", "show", &id, "--json"]);
+        assert_eq!(shown["status"], "completed", "{shown}");
+        assert_eq!(shown["sent_count"], 2);
+        assert_eq!(shown["failed_count"], 1);
+        assert_eq!(shown["queue"]["pending"], 0);
+        assert_eq!(shown["queue"]["rejected"], 1);
+        let msgs = sink.messages();
+        assert_eq!(msgs.len(), 2);
+        assert!(msgs.iter().all(|m| m.data.contains("from Oslo")));
+        let list = env.json(&["batch", "list", "--tenant", "acme.test", "--json"]);
+        assert_eq!(list.as_array().unwrap().len(), 1);
+        let human = env.run(&["batch", "show", &id], None);
+        human.ok();
+        assert!(human.stdout.contains("completed"), "{}", human.stdout);
+        // Nothing left: the worker exits at once.
+        env.run(&["worker", "--once"], None).ok();
+        let retried = env.run(&["batch", "retry-failed", &id], None);
+        retried.ok();
+        assert!(
+            retried.stdout.contains("1 recipients queued again"),
+            "{}",
+            retried.stdout
+        );
+        env.run(&["batch", "cancel", &id], None).ok();
+        assert_eq!(
+            env.json(&["batch", "show", &id, "--json"])["status"],
+            "cancelled"
+        );
+        env.run(&["worker", "--once"], None).ok();
+        assert_eq!(sink.messages().len(), 2, "a cancelled batch sends nothing");
+    });
+}
