@@ -286,19 +286,39 @@ impl Store {
         }))
     }
 
-    /// Crash recovery: rows whose lease expired go back to `pending`. Returns how many.
+    /// Crash recovery: rows whose lease expired go back to `pending`, and the monthly quota
+    /// their dead claim reserved is given back to their tenants. Returns how many rows.
     pub async fn requeue_expired_leases(&self) -> DbResult<u64> {
-        Ok(on_pool!(self, p => {
-            sqlx::query(
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let batches: Vec<i32> = sqlx::query_scalar(
                 "UPDATE logs_emaillog SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
                     updated_at = $1
-                 WHERE status = 'sending' AND lease_expires_at IS NOT NULL AND lease_expires_at < $1",
+                 WHERE status = 'sending' AND lease_expires_at IS NOT NULL AND lease_expires_at < $1
+                 RETURNING batch_id",
             )
             .bind(now())
-            .execute(p)
-            .await?
-            .rows_affected()
-        }))
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut per_batch: std::collections::BTreeMap<i32, i64> = Default::default();
+            for b in &batches {
+                *per_batch.entry(*b).or_default() += 1;
+            }
+            for (batch, n) in per_batch {
+                sqlx::query(
+                    "UPDATE tenants_tenant SET emails_sent_this_month =
+                        CASE WHEN COALESCE(emails_sent_this_month, 0) - $2 < 0 THEN 0
+                             ELSE COALESCE(emails_sent_this_month, 0) - $2 END
+                     WHERE id = (SELECT tenant_id FROM batches_batch WHERE id = $1)",
+                )
+                .bind(batch)
+                .bind(n)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(u64::try_from(batches.len()).unwrap_or(u64::MAX))
+        })
     }
 
     /// Claims up to `limit` due rows of a batch for `lease` under a fresh `token`, reserving

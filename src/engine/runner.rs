@@ -87,6 +87,17 @@ async fn prepare(ctx: &Ctx) -> Result<Result<(Prepared, Transport), String>, DbE
     let store = &ctx.store;
     let batch = store.get_batch(ctx.scope, ctx.batch_id).await?;
     let tenant = store.get_tenant(ctx.scope).await?;
+    if !tenant.is_usable() {
+        return Ok(Err(format!(
+            "tenant {} is {} and may not send",
+            tenant.domain,
+            if tenant.is_active {
+                tenant.status.as_str()
+            } else {
+                "inactive"
+            }
+        )));
+    }
     let template = store.get_template(ctx.scope, batch.template_id).await?;
     let renderer = match Renderer::new(&(&template).into()) {
         Ok(r) => r,
@@ -167,9 +178,42 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
     let (res_tx, res_rx) = mpsc::unbounded_channel::<RowResult>();
 
     let transport = Arc::new(transport);
-    let senders = match transport.as_ref() {
-        Transport::Smtp { server, .. } => server.connections.clamp(1, 32),
-        Transport::Outbox(_) => 1,
+    let (senders, rate) = match transport.as_ref() {
+        Transport::Smtp { server, .. } => (
+            server.connections.clamp(1, 32),
+            server.rate_per_second.filter(|r| *r > 0),
+        ),
+        Transport::Outbox(_) => (1, None),
+    };
+    let limiter = Arc::new(Limiter::new(rate));
+    // Notices pause/cancel within one poll even while the claimer waits on busy senders:
+    // jobs not yet started are then given back untried.
+    let watcher = {
+        let (store, scope, id, halt, poll) = (
+            ctx.store.clone(),
+            ctx.scope,
+            ctx.batch_id,
+            halt.clone(),
+            cfg.poll,
+        );
+        let mut stop = ctx.stop.clone();
+        tokio::spawn(async move {
+            while !halt.load(Ordering::SeqCst) {
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = stop.changed() => {}
+                }
+                if *stop.borrow() {
+                    halt.store(true, Ordering::SeqCst);
+                    break;
+                }
+                if let Ok(b) = store.get_batch(scope, id).await
+                    && b.batch_status() != Ok(BatchStatus::Running)
+                {
+                    halt.store(true, Ordering::SeqCst);
+                }
+            }
+        })
     };
     let mut sender_tasks = Vec::new();
     for _ in 0..senders {
@@ -180,6 +224,7 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
             transport.clone(),
             cfg.clone(),
             halt.clone(),
+            limiter.clone(),
         )));
     }
     drop(res_tx);
@@ -288,7 +333,38 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
         let _ = t.await;
     }
     let _ = writer.await;
+    watcher.abort();
     result
+}
+
+/// A simple per-second limit shared by the connections of one batch: messages start at
+/// least `1/rate` seconds apart.
+struct Limiter {
+    interval: Option<Duration>,
+    next: Mutex<Instant>,
+}
+
+impl Limiter {
+    fn new(rate_per_second: Option<u32>) -> Limiter {
+        Limiter {
+            interval: rate_per_second.map(|r| Duration::from_secs(1) / r),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn wait(&self) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let at = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let at = (*next).max(now);
+            *next = at + interval;
+            at
+        };
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+    }
 }
 
 async fn complete(ctx: &Ctx) -> Result<(), DbError> {
@@ -413,6 +489,7 @@ async fn sender_loop(
     transport: Arc<Transport>,
     cfg: Arc<EngineConfig>,
     halt: Arc<AtomicBool>,
+    limiter: Arc<Limiter>,
 ) {
     let mut conn: Option<crate::mail::SmtpConnection> = None;
     let mut connect_failures: u32 = 0;
@@ -468,6 +545,7 @@ async fn sender_loop(
                                     }
                                 }
                             }
+                            limiter.wait().await;
                             match conn.as_mut() {
                                 None => Outcome::Released,
                                 Some(c) => match c.send(&msg).await {

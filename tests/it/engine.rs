@@ -587,8 +587,25 @@ store_test!(expired_leases_return_to_pending, |store| async move {
     assert_eq!(rows.len(), 4);
     let c = store.queue_counts(f.scope, f.batch_id).await.unwrap();
     assert_eq!((c.sending, c.pending), (4, 2));
+    assert_eq!(
+        store
+            .get_tenant(f.scope)
+            .await
+            .unwrap()
+            .emails_sent_this_month,
+        4
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(store.requeue_expired_leases().await.unwrap(), 4);
+    assert_eq!(
+        store
+            .get_tenant(f.scope)
+            .await
+            .unwrap()
+            .emails_sent_this_month,
+        0,
+        "the dead claim's quota is given back"
+    );
     let c = store.queue_counts(f.scope, f.batch_id).await.unwrap();
     assert_eq!((c.sending, c.pending), (0, 6));
     run_once(&store, fast_config()).await;
@@ -599,6 +616,56 @@ store_test!(expired_leases_return_to_pending, |store| async move {
         store.get_batch(f.scope, f.batch_id).await.unwrap().status,
         "completed"
     );
+    assert_eq!(
+        store
+            .get_tenant(f.scope)
+            .await
+            .unwrap()
+            .emails_sent_this_month,
+        6
+    );
+});
+
+store_test!(rate_limit_spaces_messages, |store| async move {
+    let sink = SmtpSink::start(SinkConfig::default());
+    let f = fixture(&store, "acme.test", sink.port(), 6, 4).await;
+    let Some(SmtpSettings::Smtp(mut server)) = store.smtp_settings(f.scope).await.unwrap() else {
+        panic!("smtp settings")
+    };
+    server.rate_per_second = Some(20);
+    store
+        .set_smtp_settings(f.scope, &SmtpSettings::Smtp(server))
+        .await
+        .unwrap();
+    store.start_batch(f.scope, f.batch_id).await.unwrap();
+    let t0 = std::time::Instant::now();
+    run_once(&store, fast_config()).await;
+    assert_eq!(rcpt_counts(&sink).len(), 6);
+    // 6 messages at 20/s: the last starts at least 250 ms after the first.
+    assert!(
+        t0.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t0.elapsed()
+    );
+});
+
+store_test!(suspended_tenant_pauses_with_reason, |store| async move {
+    let sink = SmtpSink::start(SinkConfig::default());
+    let f = fixture(&store, "acme.test", sink.port(), 2, 1).await;
+    exec(
+        &store,
+        &format!(
+            "UPDATE tenants_tenant SET status = 'suspended' WHERE id = {}",
+            f.tenant_id
+        ),
+    )
+    .await;
+    store.start_batch(f.scope, f.batch_id).await.unwrap();
+    run_once(&store, fast_config()).await;
+    let b = store.get_batch(f.scope, f.batch_id).await.unwrap();
+    assert_eq!(b.status, "paused");
+    assert!(b.status_reason.unwrap_or_default().contains("suspended"));
+    assert!(sink.messages().is_empty());
 });
 
 store_test!(two_workers_send_each_recipient_once, |store| async move {
