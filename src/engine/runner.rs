@@ -197,6 +197,7 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
             cfg.poll,
         );
         let mut stop = ctx.stop.clone();
+        let events = ctx.events.clone();
         tokio::spawn(async move {
             while !halt.load(Ordering::SeqCst) {
                 tokio::select! {
@@ -208,9 +209,17 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
                     break;
                 }
                 if let Ok(b) = store.get_batch(scope, id).await
-                    && b.batch_status() != Ok(BatchStatus::Running)
+                    && let Ok(status) = b.batch_status()
+                    && status != BatchStatus::Running
                 {
-                    halt.store(true, Ordering::SeqCst);
+                    // Stopped from outside (operator, another worker): tell the watchers.
+                    if !halt.swap(true, Ordering::SeqCst) {
+                        let _ = events.send(EngineEvent::StatusChanged {
+                            batch_id: id,
+                            status,
+                            reason: b.status_reason.clone(),
+                        });
+                    }
                 }
             }
         })

@@ -518,9 +518,14 @@ store_test!(pause_resume_and_cancel, |store| async move {
     assert_eq!((b.status.as_str(), b.sent_count), ("completed", 60));
     let mut progress = 0;
     let mut completed = false;
+    let mut paused = false;
     while let Ok(ev) = events.try_recv() {
         match ev {
             EngineEvent::Progress { .. } => progress += 1,
+            EngineEvent::StatusChanged {
+                status: BatchStatus::Paused,
+                ..
+            } => paused = true,
             EngineEvent::StatusChanged {
                 status: BatchStatus::Completed,
                 ..
@@ -528,7 +533,10 @@ store_test!(pause_resume_and_cancel, |store| async move {
             _ => {}
         }
     }
-    assert!(progress >= 1 && completed, "{progress} {completed}");
+    assert!(
+        progress >= 1 && completed && paused,
+        "{progress} {completed} {paused}"
+    );
 
     // Cancel: a second batch of the same tenant stops, unsent rows stay pending.
     let f2 = Fixture {
