@@ -403,6 +403,9 @@ impl Store {
         batch_id: i32,
         results: &[RowResult],
     ) -> DbResult<WriteCounts> {
+        if let Some(pg) = self.pg_pool() {
+            return write_results_pg(pg, scope, batch_id, results).await;
+        }
         let ts = now();
         let tenant = scope.tenant_id();
         on_pool!(self, p => {
@@ -480,4 +483,152 @@ impl Store {
             Ok(c)
         })
     }
+}
+
+/// Postgres: the whole set in one `UPDATE ... FROM UNNEST(...)` instead of a statement per
+/// row (one round trip per flush).
+async fn write_results_pg(
+    pool: &sqlx::PgPool,
+    scope: TenantScope,
+    batch_id: i32,
+    results: &[RowResult],
+) -> DbResult<WriteCounts> {
+    let ts = now();
+    let n = results.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut tokens = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut errors: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut responses: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut message_ids: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut next_at: Vec<Option<chrono::NaiveDateTime>> = Vec::with_capacity(n);
+    let mut back: Vec<i32> = Vec::with_capacity(n);
+    let mut kinds: Vec<String> = Vec::with_capacity(n);
+    let mut unsent = 0i64;
+    for r in results {
+        ids.push(r.id);
+        tokens.push(r.token.clone());
+        let (status, kind, error, response, mid, next, b) = match &r.outcome {
+            Outcome::Sent {
+                smtp_response,
+                message_id,
+            } => (
+                "sent",
+                "sent",
+                None,
+                Some(smtp_response.clone()),
+                message_id.clone(),
+                None,
+                0,
+            ),
+            Outcome::Rejected {
+                error,
+                smtp_response,
+                message_id,
+            } => (
+                "rejected",
+                "failed",
+                Some(error.clone()),
+                smtp_response.clone(),
+                message_id.clone(),
+                None,
+                0,
+            ),
+            Outcome::Failed {
+                error,
+                smtp_response,
+                message_id,
+            } => (
+                "failed",
+                "failed",
+                Some(error.clone()),
+                smtp_response.clone(),
+                message_id.clone(),
+                None,
+                0,
+            ),
+            Outcome::Retry {
+                error,
+                smtp_response,
+                next_attempt_at,
+            } => (
+                "pending",
+                "retried",
+                Some(error.clone()),
+                smtp_response.clone(),
+                None,
+                Some(*next_attempt_at),
+                0,
+            ),
+            Outcome::Released => ("pending", "released", None, None, None, Some(ts), 1),
+        };
+        if !r.outcome.is_sent() {
+            unsent += 1;
+        }
+        statuses.push(status.to_string());
+        kinds.push(kind.to_string());
+        errors.push(error);
+        responses.push(response);
+        message_ids.push(mid);
+        next_at.push(next);
+        back.push(b);
+    }
+    let mut tx = pool.begin().await?;
+    let done: Vec<String> = sqlx::query_scalar(
+        "UPDATE logs_emaillog l SET status = v.status,
+            error_message = CASE WHEN v.status = 'sent' THEN NULL ELSE COALESCE(v.error, l.error_message) END,
+            smtp_response = COALESCE(v.response, l.smtp_response),
+            message_id = COALESCE(v.message_id, l.message_id),
+            sent_at = CASE WHEN v.status = 'sent' THEN $10 ELSE l.sent_at END,
+            next_attempt_at = COALESCE(v.next_at, l.next_attempt_at),
+            attempts = COALESCE(l.attempts, 0) - v.back,
+            lease_owner = NULL, lease_expires_at = NULL, updated_at = $10
+         FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::timestamp[], $8::int4[], $9::text[])
+              AS v(id, token, status, error, response, message_id, next_at, back, kind)
+         WHERE l.id = v.id AND l.status = 'sending' AND l.lease_owner = v.token
+         RETURNING v.kind",
+    )
+    .bind(&ids)
+    .bind(&tokens)
+    .bind(&statuses)
+    .bind(&errors)
+    .bind(&responses)
+    .bind(&message_ids)
+    .bind(&next_at)
+    .bind(&back)
+    .bind(&kinds)
+    .bind(ts)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut c = WriteCounts::default();
+    for k in &done {
+        match k.as_str() {
+            "sent" => c.sent += 1,
+            "failed" => c.failed += 1,
+            "retried" => c.retried += 1,
+            _ => c.released += 1,
+        }
+    }
+    if c.sent > 0 || c.failed > 0 {
+        sqlx::query(
+            "UPDATE batches_batch SET sent_count = COALESCE(sent_count, 0) + $2,
+                failed_count = COALESCE(failed_count, 0) + $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(batch_id)
+        .bind(c.sent)
+        .bind(c.failed)
+        .bind(ts)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if unsent > 0 {
+        sqlx::query(RELEASE)
+            .bind(scope.tenant_id())
+            .bind(unsent)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(c)
 }
