@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod contacts;
 mod demo;
+mod engine;
 mod store;
 mod templates;
 mod tui;
