@@ -11,3 +11,4 @@ mod demo;
 mod store;
 mod templates;
 mod tui;
+mod tui_templates;
