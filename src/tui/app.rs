@@ -680,12 +680,10 @@ impl App {
             Cmd::Find => ed.find = Some(String::new()),
             Cmd::FindNext => ed.find_next(),
             Cmd::ToggleRaw => ed.raw = !ed.raw,
-            Cmd::NextGroup => {
-                if !ed.groups.is_empty() {
-                    ed.group = (ed.group + 1) % ed.groups.len();
-                    if let Err(e) = ed.load_contacts(&self.store, &session).await {
-                        self.deny(e.to_string());
-                    }
+            Cmd::NextGroup if !ed.groups.is_empty() => {
+                ed.group = (ed.group + 1) % ed.groups.len();
+                if let Err(e) = ed.load_contacts(&self.store, &session).await {
+                    self.deny(e.to_string());
                 }
             }
             Cmd::PrevContact => ed.cycle_contact(-1),
