@@ -12,3 +12,4 @@ mod engine;
 mod store;
 mod templates;
 mod tui;
+mod tui_templates;

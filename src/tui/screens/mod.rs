@@ -3,6 +3,8 @@
 
 pub mod dashboard;
 pub mod login;
+pub mod smtp;
+pub mod templates;
 pub mod tenants;
 pub mod users;
 
