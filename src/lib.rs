@@ -9,6 +9,7 @@ pub mod csvio;
 pub mod db;
 pub mod demo;
 pub mod domain;
+pub mod engine;
 pub mod mail;
 pub mod render;
 pub mod secrets;

@@ -46,8 +46,8 @@ pub enum Command {
     /// Manage tenants (organisations)
     #[command(subcommand)]
     Tenant(TenantCommand),
-    /// Run the sending engine headless (not available yet)
-    Worker(Pending),
+    /// Run the sending engine headless (any number of workers may share one Postgres)
+    Worker(WorkerArgs),
     /// Contact groups: create, list, import and export CSV, delete
     #[command(subcommand)]
     Group(GroupCommand),
@@ -63,8 +63,9 @@ pub enum Command {
     /// A tenant's mail transport: SMTP server or outbox directory
     #[command(subcommand)]
     Smtp(SmtpCommand),
-    /// Batches: create, start, pause, resume, cancel, retry (not available yet)
-    Batch(Pending),
+    /// Batches: create, start, pause, resume, cancel, retry-failed, list, show
+    #[command(subcommand)]
+    Batch(BatchCommand),
     /// Email logs: export and tail (not available yet)
     Logs(Pending),
     /// Reports (not available yet)
@@ -78,6 +79,74 @@ pub enum Command {
 pub struct Pending {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Exit (status 0) as soon as no batch has work left, instead of waiting for more
+    #[arg(long)]
+    pub once: bool,
+    /// Rows claimed at a time
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub chunk: i64,
+}
+
+/// A batch addressed by its (global) id; the tenant is looked up from the batch. With
+/// `--tenant`, a batch of another tenant is refused.
+#[derive(Debug, Args)]
+pub struct BatchRef {
+    /// Batch id
+    pub id: i32,
+    #[arg(long, value_name = "DOMAIN")]
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BatchCommand {
+    /// Create a batch (a draft, or scheduled with --schedule); prints its id
+    Create {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// Template name or id
+        #[arg(long, value_name = "NAME_OR_ID")]
+        template: String,
+        /// Group name or id (repeatable)
+        #[arg(long = "group", value_name = "NAME_OR_ID", required = true)]
+        groups: Vec<String>,
+        /// Batch variable KEY=VALUE (repeatable)
+        #[arg(long = "var", value_name = "KEY=VALUE")]
+        vars: Vec<String>,
+        /// Start time (RFC 3339); a worker starts the batch then
+        #[arg(long, value_name = "RFC3339")]
+        schedule: Option<String>,
+    },
+    /// Start a draft or scheduled batch now: its recipients are queued
+    Start(BatchRef),
+    /// Pause a running batch (in-flight messages finish)
+    Pause(BatchRef),
+    /// Resume a paused batch
+    Resume(BatchRef),
+    /// Cancel a batch; recipients not sent yet stay pending and are never sent
+    Cancel(BatchRef),
+    /// Queue failed and rejected recipients again and run the batch
+    RetryFailed(BatchRef),
+    /// List a tenant's batches
+    List {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Status and counts of a batch
+    Show {
+        id: i32,
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

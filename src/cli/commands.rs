@@ -58,7 +58,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
             }
         }
         Some(Command::Tenant(cmd)) => tenant_command(&config, cmd).await,
-        Some(Command::Worker(_)) => Err(pending("worker", 6)),
+        Some(Command::Worker(args)) => super::batch_commands::worker(&config, args).await,
         Some(Command::Group(cmd)) => {
             super::contacts::group_command(&open(&config).await?, cmd).await
         }
@@ -70,7 +70,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         }
         Some(Command::Template(cmd)) => super::mail_commands::template_command(&config, cmd).await,
         Some(Command::Smtp(cmd)) => super::mail_commands::smtp_command(&config, cmd).await,
-        Some(Command::Batch(_)) => Err(pending("batch", 6)),
+        Some(Command::Batch(cmd)) => super::batch_commands::batch_command(&config, cmd).await,
         Some(Command::Logs(_)) => Err(pending("logs", 7)),
         Some(Command::Stats(_)) => Err(pending("stats", 8)),
         Some(Command::Maintenance(_)) => Err(pending("maintenance", 8)),

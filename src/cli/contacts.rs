@@ -50,7 +50,7 @@ fn confirm(question: &str, yes: bool) -> CliResult<()> {
     }
 }
 
-fn parse_vars(vars: &[String]) -> CliResult<Option<Value>> {
+pub(super) fn parse_vars(vars: &[String]) -> CliResult<Option<Value>> {
     if vars.is_empty() {
         return Ok(None);
     }

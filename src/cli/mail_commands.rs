@@ -17,7 +17,7 @@ use crate::db::{
 };
 use crate::mail::{self, MessageParts, Unsubscribe};
 use crate::render::{Recipient, Renderer, TenantInfo, template_variables};
-use crate::secrets::{Secret, SecretKey};
+use crate::secrets::Secret;
 
 impl From<crate::render::RenderError> for CliError {
     fn from(e: crate::render::RenderError) -> Self {
@@ -311,13 +311,11 @@ fn smtp_password(
     tenant: &Tenant,
     server: &SmtpServer,
 ) -> CliResult<Option<Secret>> {
-    match &server.password_enc {
-        None => Ok(None),
-        Some(enc) => {
-            let key = SecretKey::load(&config.config_dir)?;
-            Ok(Some(key.decrypt(enc, tenant.id)?))
-        }
-    }
+    Ok(mail::stored_password(
+        &config.config_dir,
+        tenant.id,
+        server,
+    )?)
 }
 
 pub async fn smtp_command(config: &Config, cmd: SmtpCommand) -> CliResult<u8> {
@@ -400,17 +398,19 @@ async fn smtp_set(config: &Config, args: SmtpSetArgs) -> CliResult<u8> {
         server.rate_per_second = args.rate;
         server.rate_per_hour = args.rate_per_hour;
         server.tls_insecure = args.insecure_tls;
-        if args.password_stdin {
-            let password = Secret::new(read_password_stdin()?);
-            let key = SecretKey::load(&config.config_dir)?;
-            server.password_enc = Some(key.encrypt(&password, t.id)?);
-        } else if let Some(SmtpSettings::Smtp(old)) = store.smtp_settings(scope).await?
-            && old.username.is_some()
-            && old.username == server.username
-        {
-            // Changing limits or addresses should not require typing the password again.
-            server.password_enc = old.password_enc;
-        }
+        let password = if args.password_stdin {
+            Some(Secret::new(read_password_stdin()?))
+        } else {
+            None
+        };
+        let old = store.smtp_settings(scope).await?;
+        mail::set_password(
+            &config.config_dir,
+            t.id,
+            &mut server,
+            password.as_ref(),
+            old.as_ref(),
+        )?;
         SmtpSettings::Smtp(server)
     };
     store.set_smtp_settings(scope, &settings).await?;

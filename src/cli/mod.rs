@@ -3,6 +3,7 @@
 //! 1 for a refused operation, 2 for usage, configuration or an unreachable database.
 
 mod args;
+mod batch_commands;
 mod commands;
 mod contacts;
 mod mail_commands;

@@ -240,6 +240,22 @@ impl Store {
         next: BatchStatus,
         reason: Option<&str>,
     ) -> DbResult<Batch> {
+        Ok(self
+            .transition_with(scope, id, next, reason, TransitionExtra::None)
+            .await?
+            .0)
+    }
+
+    /// `transition_batch` plus an engine step in the same transaction; returns the batch and
+    /// the number of email log rows the step touched.
+    pub(crate) async fn transition_with(
+        &self,
+        scope: TenantScope,
+        id: i32,
+        next: BatchStatus,
+        reason: Option<&str>,
+        extra: TransitionExtra,
+    ) -> DbResult<(Batch, u64)> {
         let batch = self.get_batch(scope, id).await?;
         let current: BatchStatus = batch
             .batch_status()
@@ -256,7 +272,7 @@ impl Store {
             Some(r) => format!("{current} -> {next}: {r}"),
             None => format!("{current} -> {next}"),
         };
-        on_pool!(self, p => {
+        let touched: u64 = on_pool!(self, p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query(
                 "UPDATE batches_batch SET status = $3, status_reason = $4,
@@ -290,8 +306,73 @@ impl Store {
             .bind(ts)
             .execute(&mut *tx)
             .await?;
+            let touched = match extra {
+                TransitionExtra::None => 0,
+                TransitionExtra::Materialize => {
+                    sqlx::query(crate::engine::materialize::MATERIALIZE_SQL)
+                        .bind(id)
+                        .bind(ts)
+                        .bind(scope.tenant_id())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                }
+                TransitionExtra::RetryFailed => {
+                    let n = sqlx::query(RETRY_FAILED_SQL)
+                        .bind(id)
+                        .bind(ts)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    sqlx::query(UNCOUNT_FAILED_SQL)
+                        .bind(id)
+                        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+                        .execute(&mut *tx)
+                        .await?;
+                    n
+                }
+            };
+            if touched > 0 {
+                let (action, what) = match extra {
+                    TransitionExtra::Materialize => ("materialized", "recipients queued"),
+                    _ => ("retry_failed", "failed/rejected recipients queued again"),
+                };
+                sqlx::query(
+                    "INSERT INTO logs_batchexecutionlog (batch_id, action, message, details, created_at)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(action)
+                .bind(format!("{touched} {what}"))
+                .bind(Json(serde_json::json!({"count": touched})))
+                .bind(ts)
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
+            touched
         });
-        self.get_batch(scope, id).await
+        Ok((self.get_batch(scope, id).await?, touched))
     }
 }
+
+/// What `transition_with` does besides the status change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransitionExtra {
+    None,
+    /// Queue the batch's recipients (`engine::materialize`).
+    Materialize,
+    /// Failed and rejected rows back to pending, uncounted from `failed_count`.
+    RetryFailed,
+}
+
+/// `$1` batch, `$2` now.
+pub(crate) const RETRY_FAILED_SQL: &str =
+    "UPDATE logs_emaillog SET status = 'pending', attempts = 0,
+        next_attempt_at = $2, lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+    WHERE batch_id = $1 AND status IN ('failed', 'rejected')";
+
+/// `$1` batch, `$2` rows taken back.
+pub(crate) const UNCOUNT_FAILED_SQL: &str = "UPDATE batches_batch SET failed_count =
+        CASE WHEN COALESCE(failed_count, 0) - $2 < 0 THEN 0 ELSE COALESCE(failed_count, 0) - $2 END
+    WHERE id = $1";

@@ -616,7 +616,9 @@ impl Store {
                     ") UPDATE tenants_groupemail
                      SET name = COALESCE(v.name, tenants_groupemail.name),
                          variables = COALESCE(v.variables, tenants_groupemail.variables)
-                     FROM v WHERE tenants_groupemail.id = v.id",
+                     FROM v WHERE tenants_groupemail.id = v.id
+                       AND (COALESCE(v.name, tenants_groupemail.name) IS DISTINCT FROM tenants_groupemail.name
+                         OR COALESCE(v.variables, tenants_groupemail.variables) IS DISTINCT FROM tenants_groupemail.variables)",
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for r in chunk {

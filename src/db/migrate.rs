@@ -30,10 +30,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_suppression.sql"),
         postgres: include_str!("../../migrations/postgres/0003_suppression.sql"),
     },
+    Migration {
+        version: 4,
+        name: "engine_queue",
+        sqlite: include_str!("../../migrations/sqlite/0004_engine_queue.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_engine_queue.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 3;
+pub const LATEST_VERSION: i64 = 4;
 
 const CREATE_TRACKING: &str = "CREATE TABLE IF NOT EXISTS recalliq_schema_migrations (
     version BIGINT PRIMARY KEY,

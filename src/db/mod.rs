@@ -3,6 +3,7 @@
 //! reads or writes another tenant's data cannot be written (see `scope.rs`).
 
 mod batches;
+mod engine;
 mod groups;
 mod logs;
 mod migrate;
@@ -14,6 +15,7 @@ mod tenants;
 mod users;
 
 pub use batches::{Batch, BatchGroup, NewBatch};
+pub use engine::{Claim, ClaimedRow, Outcome, QueueCounts, RowResult, WriteCounts};
 pub use groups::{Contact, Group, GroupCounts, ImportCounts, NewContact};
 pub use logs::{EmailLog, ExecutionLog, NewEmailLog};
 pub use migrate::{LATEST_VERSION, MigrationReport};

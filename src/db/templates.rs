@@ -155,6 +155,25 @@ impl Store {
         }))
     }
 
+    /// Templates whose name or subject matches `search` (all when `None`).
+    pub async fn count_templates_matching(
+        &self,
+        scope: TenantScope,
+        search: Option<&str>,
+    ) -> DbResult<i64> {
+        let pattern = like_pattern(search);
+        Ok(on_pool!(self, p => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM emails_emailtemplate t WHERE t.tenant_id = $1
+                 AND ($2 IS NULL OR LOWER(t.name) LIKE $2 ESCAPE '\\' OR LOWER(t.subject) LIKE $2 ESCAPE '\\')",
+            )
+            .bind(scope.tenant_id())
+            .bind(&pattern)
+            .fetch_one(p)
+            .await?
+        }))
+    }
+
     /// Replaces a template's name, subject, bodies and recorded variables.
     pub async fn update_template(
         &self,

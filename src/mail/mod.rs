@@ -32,3 +32,41 @@ pub enum MailError {
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
 }
+
+/// The decrypted password of a tenant's SMTP server (`None` when it has none). The key is
+/// loaded from `config_dir` only when there is something to decrypt.
+pub fn stored_password(
+    config_dir: &std::path::Path,
+    tenant_id: i32,
+    server: &crate::db::SmtpServer,
+) -> Result<Option<crate::secrets::Secret>, crate::secrets::SecretError> {
+    match &server.password_enc {
+        None => Ok(None),
+        Some(enc) => {
+            let key = crate::secrets::SecretKey::load(config_dir)?;
+            Ok(Some(key.decrypt(enc, tenant_id)?))
+        }
+    }
+}
+
+/// Sets the encrypted password of `server` before it is saved: `new` when one was typed;
+/// otherwise the stored one is kept as long as the username did not change, so changing
+/// limits or addresses does not require typing the password again.
+pub fn set_password(
+    config_dir: &std::path::Path,
+    tenant_id: i32,
+    server: &mut crate::db::SmtpServer,
+    new: Option<&crate::secrets::Secret>,
+    old: Option<&crate::db::SmtpSettings>,
+) -> Result<(), crate::secrets::SecretError> {
+    if let Some(password) = new {
+        let key = crate::secrets::SecretKey::load(config_dir)?;
+        server.password_enc = Some(key.encrypt(password, tenant_id)?);
+    } else if let Some(crate::db::SmtpSettings::Smtp(old)) = old
+        && old.username.is_some()
+        && old.username == server.username
+    {
+        server.password_enc = old.password_enc.clone();
+    }
+    Ok(())
+}

@@ -20,7 +20,9 @@ use super::keymap::{COMMANDS, Cmd, CommandSpec, KeyMap, ScreenId, Where};
 use super::screens::dashboard::Dashboard;
 use super::screens::groups::{Contacts, Groups};
 use super::screens::login::{Login, LoginOutcome};
+use super::screens::smtp::{self, Smtp};
 use super::screens::suppression::Suppressions;
+use super::screens::templates::{self, Editor, Templates};
 use super::screens::tenants::{self, Tenants};
 use super::screens::users::{self, Users};
 use super::screens::{Session, usage_ratio};
@@ -30,7 +32,7 @@ use super::widgets::form::{Form, FormOutcome};
 use super::widgets::palette::{Palette, PaletteOutcome};
 use super::widgets::toast::{Level, Toast};
 use crate::auth::{self, LoginError};
-use crate::db::{Actor, DbError, Store, User};
+use crate::db::{Actor, DbError, Store, Template, User};
 use crate::domain::TenantStatus;
 use crate::domain::permissions::allowed;
 
@@ -42,6 +44,9 @@ pub enum FormPurpose {
     NewUser,
     EditUser(Box<User>),
     ResetPassword(Box<User>),
+    NewTemplate,
+    DuplicateTemplate(Box<Template>),
+    Smtp,
     /// Groups, contacts, suppression: handled in `app/groups_ops.rs`.
     More(groups_ops::MoreForm),
 }
@@ -57,6 +62,12 @@ pub enum Pending {
         user: Box<User>,
         active: bool,
     },
+    SetTemplateActive {
+        id: i32,
+        active: bool,
+    },
+    /// Close the editor, dropping its unsaved changes.
+    DiscardEdits,
     /// Groups, contacts, suppression: handled in `app/groups_ops.rs`.
     More(groups_ops::MorePending),
 }
@@ -68,6 +79,12 @@ pub enum Popup {
     Palette(Palette),
     Confirm(Confirm<Pending>),
     Form(Form<FormPurpose>),
+    /// Lines of a report (the SMTP connection test); `running` while it is being made.
+    Report {
+        title: String,
+        lines: Vec<String>,
+        running: bool,
+    },
     /// CSV import: file picker, preview, progress.
     Import(groups_ops::ImportPopup),
 }
@@ -85,6 +102,12 @@ pub struct App {
     pub dashboard: Dashboard,
     pub tenants: Tenants,
     pub users: Users,
+    pub templates: Templates,
+    /// The template editor, when open (screen `Editor`).
+    pub editor: Option<Box<Editor>>,
+    pub smtp: Smtp,
+    /// The report of a connection test running in a spawned task.
+    background: Option<tokio::sync::oneshot::Receiver<Vec<String>>>,
     pub groups: Groups,
     pub contacts: Contacts,
     pub suppressions: Suppressions,
@@ -144,6 +167,10 @@ impl App {
             dashboard: Dashboard::default(),
             tenants: Tenants::default(),
             users: Users::default(),
+            templates: Templates::default(),
+            editor: None,
+            smtp: Smtp::default(),
+            background: None,
             groups: Groups::default(),
             contacts: Contacts::default(),
             suppressions: Suppressions::default(),
@@ -183,6 +210,9 @@ impl App {
         self.screen = ScreenId::Dashboard;
         self.tenants = Tenants::default();
         self.users = Users::default();
+        self.templates = Templates::default();
+        self.editor = None;
+        self.smtp = Smtp::default();
         self.reset_tenant_screens();
         self.layout_tables();
         self.load(ScreenId::Dashboard).await;
@@ -202,6 +232,7 @@ impl App {
         let body = chrome(self.area)[1];
         self.tenants.set_area(body);
         self.users.set_area(body);
+        self.templates.set_area(body);
         self.groups.set_area(body);
         self.contacts.set_area(body);
         self.suppressions.set_area(body);
@@ -210,6 +241,7 @@ impl App {
     /// Periodic housekeeping: expire the toast, count down a login delay. Marks the app
     /// dirty only when something visible changed.
     pub fn tick(&mut self, now: Instant) {
+        self.poll_background();
         if self.toast.as_ref().is_some_and(|t| t.expired(now)) {
             self.toast = None;
             self.dirty = true;
@@ -219,6 +251,40 @@ impl App {
                 self.login.locked_until = None;
             }
             self.dirty = true;
+        }
+    }
+
+    /// Shows the connection test's report once its task is done.
+    fn poll_background(&mut self) {
+        let Some(rx) = self.background.as_mut() else {
+            return;
+        };
+        let lines = match rx.try_recv() {
+            Ok(lines) => lines,
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => return,
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                vec!["the connection test stopped unexpectedly".into()]
+            }
+        };
+        self.background = None;
+        if matches!(self.popup, Some(Popup::Report { running: true, .. })) {
+            self.popup = Some(Popup::Report {
+                title: "Connection test".into(),
+                lines,
+                running: false,
+            });
+        }
+        self.dirty = true;
+    }
+
+    /// Waits for a background task (the connection test) and shows its result (tests).
+    pub async fn wait_background(&mut self) {
+        for _ in 0..300 {
+            if self.background.is_none() {
+                return;
+            }
+            self.poll_background();
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 
@@ -264,6 +330,8 @@ impl App {
             self.popup_key(popup, key).await;
         } else if self.filtering {
             self.filter_key(key).await;
+        } else if self.screen == ScreenId::Editor {
+            self.editor_key(key).await;
         } else if let Some(spec) = self.keymap.lookup(self.screen, &key) {
             self.run(spec).await;
         }
@@ -303,12 +371,15 @@ impl App {
                         _ => body,
                     };
                     let first = table_area.y + 2;
-                    if self.screen != ScreenId::Dashboard
-                        && ev.row >= first
+                    if !matches!(
+                        self.screen,
+                        ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp
+                    ) && ev.row >= first
                         && ev.row < table_area.bottom() - 1
                     {
                         let table = match self.screen {
                             ScreenId::Tenants => self.tenants.table.offset,
+                            ScreenId::Templates => self.templates.table.offset,
                             ScreenId::Groups => self.groups.table.offset,
                             ScreenId::Contacts => self.contacts.table.offset,
                             ScreenId::Suppression => self.suppressions.table.offset,
@@ -331,10 +402,11 @@ impl App {
         match self.screen {
             ScreenId::Tenants => self.tenants.table.selected,
             ScreenId::Users => self.users.table.selected,
+            ScreenId::Templates => self.templates.table.selected,
+            ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp => 0,
             ScreenId::Groups => self.groups.table.selected,
             ScreenId::Contacts => self.contacts.table.selected,
             ScreenId::Suppression => self.suppressions.table.selected,
-            ScreenId::Dashboard => 0,
         }
     }
 
@@ -376,6 +448,13 @@ impl App {
             .iter()
             .copied()
             .filter(|s| *s != ScreenId::Tenants || sa)
+            .filter(|s| {
+                *s != ScreenId::Smtp
+                    || self.session.as_ref().is_some_and(|x| {
+                        allowed(x.actor.role, crate::domain::permissions::Action::ManageSmtp)
+                            .is_ok()
+                    })
+            })
             .collect()
     }
 
@@ -448,13 +527,15 @@ impl App {
                     ScreenId::Tenants => self.tenants.table.home(),
                     ScreenId::Users if end => self.users.table.end(),
                     ScreenId::Users => self.users.table.home(),
+                    ScreenId::Templates if end => self.templates.table.end(),
+                    ScreenId::Templates => self.templates.table.home(),
+                    ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp => {}
                     ScreenId::Groups if end => self.groups.table.end(),
                     ScreenId::Groups => self.groups.table.home(),
                     ScreenId::Contacts if end => self.contacts.table.end(),
                     ScreenId::Contacts => self.contacts.table.home(),
                     ScreenId::Suppression if end => self.suppressions.table.end(),
                     ScreenId::Suppression => self.suppressions.table.home(),
-                    ScreenId::Dashboard => {}
                 }
                 self.load(self.screen).await;
             }
@@ -462,7 +543,10 @@ impl App {
             Cmd::Enter => self.details(),
             Cmd::Back => self.back().await,
             Cmd::Filter => {
-                if self.screen != ScreenId::Dashboard {
+                if !matches!(
+                    self.screen,
+                    ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp
+                ) {
                     self.filtering = true;
                 }
             }
@@ -491,6 +575,34 @@ impl App {
             Cmd::AllTenants => {
                 self.queue.push_back(AppEvent::SwitchTenant(None));
             }
+            Cmd::GotoTemplates => {
+                self.goto(ScreenId::Templates).await;
+            }
+            Cmd::Duplicate => {
+                if let Some(t) = self.templates.table.selected_row().cloned() {
+                    self.popup = Some(Popup::Form(templates::duplicate_form(
+                        FormPurpose::DuplicateTemplate(Box::new(t.clone())),
+                        &t,
+                    )));
+                }
+            }
+            Cmd::OpenEditor => self.open_editor().await,
+            Cmd::GotoSmtp => {
+                self.goto(ScreenId::Smtp).await;
+            }
+            Cmd::TestConnection => self.start_connection_test(),
+            Cmd::Save
+            | Cmd::NextField
+            | Cmd::PrevField
+            | Cmd::Undo
+            | Cmd::Redo
+            | Cmd::Find
+            | Cmd::FindNext
+            | Cmd::ToggleRaw
+            | Cmd::NextGroup
+            | Cmd::PrevContact
+            | Cmd::NextContact
+            | Cmd::CloseEditor => self.editor_command(spec.cmd).await,
             Cmd::GotoGroups => {
                 self.goto(ScreenId::Groups).await;
             }
@@ -503,6 +615,7 @@ impl App {
             Cmd::Export => self.ask_export(),
             Cmd::Import => self.open_import(),
             Cmd::Logout => {
+                self.editor = None;
                 let name = self.session.take().map(|s| s.user.username);
                 self.login = Login::new(name);
                 self.popup = None;
@@ -511,9 +624,151 @@ impl App {
         }
     }
 
+    // ---- templates and the editor ----
+
+    async fn open_editor(&mut self) {
+        let Some(session) = self.session.clone() else {
+            return;
+        };
+        let Some(t) = self.templates.table.selected_row().cloned() else {
+            return;
+        };
+        match Editor::open(&self.store, &session, t, &self.theme).await {
+            Ok(ed) => {
+                self.editor = Some(Box::new(ed));
+                self.screen = ScreenId::Editor;
+                self.filtering = false;
+            }
+            Err(e) => self.deny(e.to_string()),
+        }
+    }
+
+    /// Tests the stored transport in a spawned task; the popup shows "testing" until the
+    /// report arrives (the UI stays responsive meanwhile).
+    fn start_connection_test(&mut self) {
+        let Some(session) = &self.session else { return };
+        let Some(tenant) = &session.tenant else {
+            self.deny("mail settings belong to a tenant: pick one first".into());
+            return;
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let settings = self.smtp.settings.clone();
+        let config_dir = self.opts.config_dir.clone();
+        let tenant_id = tenant.id;
+        tokio::spawn(async move {
+            let lines = smtp::test_connection(settings, &config_dir, tenant_id).await;
+            let _ = tx.send(lines);
+        });
+        self.background = Some(rx);
+        self.popup = Some(Popup::Report {
+            title: "Connection test".into(),
+            lines: vec![format!("testing the transport of {} …", tenant.domain)],
+            running: true,
+        });
+    }
+
+    async fn close_editor(&mut self) {
+        self.editor = None;
+        self.screen = ScreenId::Templates;
+        self.invalidate(ScreenId::Templates);
+        self.load(ScreenId::Templates).await;
+    }
+
+    /// Keys in the editor: its own commands first, the find prompt, else typed text.
+    async fn editor_key(&mut self, key: KeyEvent) {
+        let Some(ed) = self.editor.as_mut() else {
+            self.screen = ScreenId::Templates;
+            return;
+        };
+        if let Some(query) = ed.find.as_mut() {
+            match key.code {
+                KeyCode::Enter => {
+                    ed.last_find = std::mem::take(query);
+                    ed.find = None;
+                    ed.find_next();
+                }
+                KeyCode::Esc => ed.find = None,
+                KeyCode::Backspace => {
+                    query.pop();
+                }
+                KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => query.push(c),
+                _ => {}
+            }
+            return;
+        }
+        if let Some(spec) = self.keymap.lookup_local(ScreenId::Editor, &key) {
+            self.run(spec).await;
+        } else if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+            // Ctrl-C leaves the editor the way Esc does (asking about unsaved changes).
+            self.editor_command(Cmd::CloseEditor).await;
+        } else if self.opts.readonly {
+            self.deny("read-only session (--readonly): the template cannot be changed".into());
+        } else if let Some(ed) = self.editor.as_mut() {
+            ed.input(key);
+        }
+    }
+
+    async fn editor_command(&mut self, cmd: Cmd) {
+        let Some(session) = self.session.clone() else {
+            return;
+        };
+        let Some(ed) = self.editor.as_mut() else {
+            return;
+        };
+        match cmd {
+            Cmd::Save => match ed.save(&self.store, &session).await {
+                Ok(t) => {
+                    let text = format!("template {} saved", t.name);
+                    tracing::info!("{text}");
+                    self.info(text);
+                }
+                Err(e) => {
+                    ed.message = Some(format!("not saved: {e}"));
+                }
+            },
+            Cmd::NextField => ed.focus_next(1),
+            Cmd::PrevField => ed.focus_next(-1),
+            Cmd::Undo => {
+                let f = ed.focus;
+                ed.fields[f].undo();
+            }
+            Cmd::Redo => {
+                let f = ed.focus;
+                ed.fields[f].redo();
+            }
+            Cmd::Find => ed.find = Some(String::new()),
+            Cmd::FindNext => ed.find_next(),
+            Cmd::ToggleRaw => ed.raw = !ed.raw,
+            Cmd::NextGroup if !ed.groups.is_empty() => {
+                ed.group = (ed.group + 1) % ed.groups.len();
+                if let Err(e) = ed.load_contacts(&self.store, &session).await {
+                    self.deny(e.to_string());
+                }
+            }
+            Cmd::PrevContact => ed.cycle_contact(-1),
+            Cmd::NextContact => ed.cycle_contact(1),
+            Cmd::CloseEditor => {
+                if ed.modified() {
+                    self.popup = Some(Popup::Confirm(Confirm::new(
+                        "Unsaved changes",
+                        format!(
+                            "Discard the changes to {}? Ctrl-S in the editor saves them.",
+                            ed.template.name
+                        ),
+                        Pending::DiscardEdits,
+                    )));
+                } else {
+                    self.close_editor().await;
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn page(&self) -> isize {
         match self.screen {
             ScreenId::Tenants => self.tenants.table.page(),
+            ScreenId::Templates => self.templates.table.page(),
             ScreenId::Groups => self.groups.table.page(),
             ScreenId::Contacts => self.contacts.table.page(),
             ScreenId::Suppression => self.suppressions.table.page(),
@@ -525,10 +780,11 @@ impl App {
         match self.screen {
             ScreenId::Tenants => self.tenants.table.move_by(delta),
             ScreenId::Users => self.users.table.move_by(delta),
+            ScreenId::Templates => self.templates.table.move_by(delta),
+            ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp => return,
             ScreenId::Groups => self.groups.table.move_by(delta),
             ScreenId::Contacts => self.contacts.table.move_by(delta),
             ScreenId::Suppression => self.suppressions.table.move_by(delta),
-            ScreenId::Dashboard => return,
         }
         self.load(self.screen).await;
     }
@@ -551,10 +807,11 @@ impl App {
         match screen {
             ScreenId::Tenants => self.tenants.table.recount(),
             ScreenId::Users => self.users.table.recount(),
+            ScreenId::Templates => self.templates.table.recount(),
+            ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp => {}
             ScreenId::Groups => self.groups.table.recount(),
             ScreenId::Contacts => self.contacts.table.recount(),
             ScreenId::Suppression => self.suppressions.table.recount(),
-            ScreenId::Dashboard => {}
         }
         self.load(screen).await;
         true
@@ -564,10 +821,12 @@ impl App {
         let has_filter = match self.screen {
             ScreenId::Tenants => self.tenants.table.search().is_some(),
             ScreenId::Users => self.users.table.search().is_some(),
+            ScreenId::Templates => self.templates.table.search().is_some(),
+            ScreenId::Smtp => false,
+            ScreenId::Dashboard | ScreenId::Editor => return,
             ScreenId::Groups => self.groups.table.search().is_some(),
             ScreenId::Contacts => self.contacts.table.search().is_some(),
             ScreenId::Suppression => self.suppressions.table.search().is_some(),
-            ScreenId::Dashboard => return,
         };
         if has_filter {
             self.edit_filter(|f| f.clear());
@@ -590,6 +849,11 @@ impl App {
                 change(&mut self.users.table.filter);
                 self.users.table.reset();
             }
+            ScreenId::Templates => {
+                change(&mut self.templates.table.filter);
+                self.templates.table.reset();
+            }
+            ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp => {}
             ScreenId::Groups => {
                 change(&mut self.groups.table.filter);
                 self.groups.table.reset();
@@ -602,7 +866,6 @@ impl App {
                 change(&mut self.suppressions.table.filter);
                 self.suppressions.table.reset();
             }
-            ScreenId::Dashboard => {}
         }
     }
 
@@ -633,7 +896,8 @@ impl App {
         self.popup = Some(Popup::Form(match self.screen {
             ScreenId::Tenants => tenants::new_form(FormPurpose::NewTenant),
             ScreenId::Users => users::new_form(FormPurpose::NewUser, session),
-            ScreenId::Dashboard => return,
+            ScreenId::Templates => templates::new_form(FormPurpose::NewTemplate),
+            ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp => return,
             _ => return self.open_create_more(),
         }));
     }
@@ -659,6 +923,13 @@ impl App {
                     return;
                 }
                 users::edit_form(FormPurpose::EditUser(Box::new(u.clone())), session, u)
+            }
+            ScreenId::Smtp => {
+                if session.tenant.is_none() {
+                    self.deny("mail settings belong to a tenant: pick one first".into());
+                    return;
+                }
+                self.smtp.form(FormPurpose::Smtp)
             }
             ScreenId::Dashboard => return,
             _ => return self.open_edit_more(),
@@ -718,15 +989,44 @@ impl App {
                     },
                 )
             }
-            ScreenId::Dashboard => return,
+            ScreenId::Templates => {
+                let Some(t) = self.templates.table.selected_row() else {
+                    return;
+                };
+                let active = !t.is_active;
+                let (title, what) = if active {
+                    ("Activate template", "It can be used for new batches again.")
+                } else {
+                    (
+                        "Deactivate template",
+                        "New batches can no longer use it; it is kept.",
+                    )
+                };
+                Confirm::new(
+                    title,
+                    format!(
+                        "{} {}? {what}",
+                        title.split(' ').next().unwrap_or(title),
+                        t.name
+                    ),
+                    Pending::SetTemplateActive { id: t.id, active },
+                )
+            }
+            ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp => return,
             _ => return self.ask_toggle_more(),
         };
         self.popup = Some(Popup::Confirm(confirm));
     }
 
     async fn popup_key(&mut self, popup: Popup, key: KeyEvent) {
+        if matches!(popup, Popup::Report { running: true, .. }) && key.code != KeyCode::Esc {
+            // The test is still running: only Esc hides its popup.
+            self.popup = Some(popup);
+            return;
+        }
         match popup {
             Popup::Help => {}
+            Popup::Report { .. } => {}
             Popup::Palette(mut p) => match p.handle_key(&key) {
                 PaletteOutcome::Run(spec) => self.run(spec).await,
                 PaletteOutcome::Close => {}
@@ -756,6 +1056,28 @@ impl App {
             return;
         };
         let result = match pending {
+            Pending::DiscardEdits => {
+                self.close_editor().await;
+                return;
+            }
+            Pending::SetTemplateActive { id, active } => {
+                templates::set_active(&self.store, &session, id, active)
+                    .await
+                    .map(|t| {
+                        (
+                            ScreenId::Templates,
+                            format!(
+                                "template {} {}",
+                                t.name,
+                                if t.is_active {
+                                    "activated"
+                                } else {
+                                    "deactivated"
+                                }
+                            ),
+                        )
+                    })
+            }
             Pending::SetTenantStatus { id, status } => {
                 tenants::set_status(&self.store, &session, id, status)
                     .await
@@ -826,6 +1148,32 @@ impl App {
                 users::reset_password(&store, &session, u, form).await?;
                 (ScreenId::Users, format!("password of {} reset", u.username))
             }
+            FormPurpose::Smtp => {
+                let s = smtp::save(
+                    &store,
+                    &session,
+                    &self.opts.config_dir,
+                    &self.opts.data_dir,
+                    form,
+                )
+                .await?;
+                let what = match s {
+                    crate::db::SmtpSettings::Smtp(_) => "SMTP settings saved",
+                    crate::db::SmtpSettings::Outbox(_) => "outbox transport saved",
+                };
+                (ScreenId::Smtp, what.to_string())
+            }
+            FormPurpose::NewTemplate => {
+                let t = templates::create(&store, &session, form).await?;
+                (ScreenId::Templates, format!("template {} created", t.name))
+            }
+            FormPurpose::DuplicateTemplate(of) => {
+                let t = templates::duplicate(&store, &session, of, form).await?;
+                (
+                    ScreenId::Templates,
+                    format!("template {} duplicated as {}", of.name, t.name),
+                )
+            }
             FormPurpose::More(p) => self.submit_more(&session, p, form).await?,
         };
         tracing::info!("{text}");
@@ -836,7 +1184,10 @@ impl App {
     }
 
     async fn filter_key(&mut self, key: KeyEvent) {
-        if self.screen == ScreenId::Dashboard {
+        if matches!(
+            self.screen,
+            ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp
+        ) {
             self.filtering = false;
             return;
         }
@@ -864,10 +1215,11 @@ impl App {
         match screen {
             ScreenId::Tenants => self.tenants.table.invalidate(),
             ScreenId::Users => self.users.table.invalidate(),
+            ScreenId::Templates => self.templates.table.invalidate(),
+            ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp => {}
             ScreenId::Groups => self.groups.table.invalidate(),
             ScreenId::Contacts => self.contacts.table.invalidate(),
             ScreenId::Suppression => self.suppressions.table.invalidate(),
-            ScreenId::Dashboard => {}
         }
     }
 
@@ -880,6 +1232,9 @@ impl App {
                 .map(|d| self.dashboard = d),
             ScreenId::Tenants => self.tenants.load(&self.store, session).await,
             ScreenId::Users => self.users.load(&self.store, session).await,
+            ScreenId::Templates => self.templates.load(&self.store, session).await,
+            ScreenId::Smtp => self.smtp.load(&self.store, session).await,
+            ScreenId::Editor => Ok(()),
             ScreenId::Groups => self.groups.load(&self.store, session).await,
             ScreenId::Contacts => self.contacts.load(&self.store, session).await,
             ScreenId::Suppression => self.suppressions.load(&self.store, session).await,
@@ -925,6 +1280,8 @@ impl App {
                         };
                         s.tenant = t.map(|t| *t);
                         self.users = Users::default();
+                        self.templates = Templates::default();
+                        self.smtp = Smtp::default();
                         self.reset_tenant_screens();
                         self.layout_tables();
                         self.info(text);
@@ -959,6 +1316,18 @@ impl App {
             ScreenId::Dashboard => self.dashboard.draw(frame, body, &self.theme),
             ScreenId::Tenants => self.tenants.draw(frame, body, &self.theme),
             ScreenId::Users => self.users.draw(frame, body, &self.theme),
+            ScreenId::Templates => self.templates.draw(frame, body, &self.theme),
+            ScreenId::Smtp => self.smtp.draw(
+                frame,
+                body,
+                &self.theme,
+                session.tenant.as_ref().map(|t| t.domain.as_str()),
+            ),
+            ScreenId::Editor => {
+                if let Some(ed) = &self.editor {
+                    ed.draw(frame, body, &self.theme);
+                }
+            }
             ScreenId::Groups => self.groups.draw(frame, body, &self.theme),
             ScreenId::Contacts => self.contacts.draw(frame, body, &self.theme),
             ScreenId::Suppression => self.suppressions.draw(frame, body, &self.theme),
@@ -977,6 +1346,11 @@ impl App {
             Some(Popup::Palette(p)) => p.draw(frame, body, &self.theme, &self.keymap),
             Some(Popup::Confirm(c)) => c.draw(frame, body, &self.theme),
             Some(Popup::Form(f)) => f.draw(frame, body, &self.theme),
+            Some(Popup::Report {
+                title,
+                lines,
+                running,
+            }) => draw_report(frame, body, &self.theme, title, lines, *running),
             Some(Popup::Import(p)) => p.draw(frame, body, &self.theme),
             None => {}
         }
@@ -1028,6 +1402,7 @@ impl App {
         if self.filtering {
             let filter = match self.screen {
                 ScreenId::Tenants => &self.tenants.table.filter,
+                ScreenId::Templates => &self.templates.table.filter,
                 ScreenId::Groups => &self.groups.table.filter,
                 ScreenId::Contacts => &self.contacts.table.filter,
                 ScreenId::Suppression => &self.suppressions.table.filter,
@@ -1084,4 +1459,46 @@ impl App {
 
 fn tab_label(i: usize, s: ScreenId) -> String {
     format!(" {} {} ", i + 1, s.title())
+}
+
+fn draw_report(
+    frame: &mut Frame,
+    area: Rect,
+    theme: &Theme,
+    title: &str,
+    lines: &[String],
+    running: bool,
+) {
+    let height = (lines.len() as u16 + 4).min(area.height);
+    let rect = super::widgets::centered(area, area.width.saturating_sub(4).min(90), height);
+    frame.render_widget(ratatui::widgets::Clear, rect);
+    let mut text: Vec<Line> = lines
+        .iter()
+        .map(|l| {
+            if l.starts_with("failed") {
+                Line::styled(l.clone(), theme.error())
+            } else {
+                Line::raw(l.clone())
+            }
+        })
+        .collect();
+    text.push(Line::raw(""));
+    text.push(Line::styled(
+        if running {
+            "esc hide"
+        } else {
+            "any key closes"
+        },
+        theme.muted(),
+    ));
+    frame.render_widget(
+        Paragraph::new(text)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .block(
+                Block::bordered()
+                    .title(Span::styled(format!(" {title} "), theme.accent()))
+                    .style(theme.base()),
+            ),
+        rect,
+    );
 }

@@ -20,15 +20,21 @@ pub enum ScreenId {
     /// The contacts of the group opened from Groups (not a tab of its own).
     Contacts,
     Suppression,
+    Templates,
+    Smtp,
+    /// The template editor (opened from Templates; not a tab).
+    Editor,
 }
 
 impl ScreenId {
-    pub const ALL: [ScreenId; 5] = [
+    pub const ALL: [ScreenId; 7] = [
         ScreenId::Dashboard,
         ScreenId::Tenants,
         ScreenId::Users,
         ScreenId::Groups,
         ScreenId::Suppression,
+        ScreenId::Templates,
+        ScreenId::Smtp,
     ];
 
     pub fn title(self) -> &'static str {
@@ -39,6 +45,9 @@ impl ScreenId {
             ScreenId::Groups => "Groups",
             ScreenId::Contacts => "Contacts",
             ScreenId::Suppression => "Suppression",
+            ScreenId::Templates => "Templates",
+            ScreenId::Smtp => "SMTP",
+            ScreenId::Editor => "Editor",
         }
     }
 }
@@ -79,6 +88,23 @@ pub enum Cmd {
     Move,
     Export,
     Import,
+    GotoTemplates,
+    Duplicate,
+    OpenEditor,
+    Save,
+    NextField,
+    PrevField,
+    Undo,
+    Redo,
+    Find,
+    FindNext,
+    ToggleRaw,
+    NextGroup,
+    PrevContact,
+    NextContact,
+    CloseEditor,
+    GotoSmtp,
+    TestConnection,
 }
 
 /// Where a command applies.
@@ -136,7 +162,7 @@ const fn writes(mut s: CommandSpec, needs: Perm) -> CommandSpec {
     s
 }
 
-use ScreenId::{Contacts, Groups, Suppression, Tenants, Users};
+use ScreenId::{Contacts, Editor, Groups, Smtp, Suppression, Templates, Tenants, Users};
 use Where::{Everywhere, Only, Tables};
 
 /// The registry, in the order help lists it.
@@ -411,13 +437,151 @@ pub const COMMANDS: &[CommandSpec] = &[
         ),
         Perm::EditContacts,
     )),
+    spec(
+        Cmd::GotoTemplates,
+        "templates",
+        &["6"],
+        "go to templates",
+        Everywhere,
+    ),
+    shown(writes(
+        spec(
+            Cmd::Create,
+            "new-template",
+            &["n"],
+            "new template",
+            Only(Templates),
+        ),
+        Perm::EditTemplates,
+    )),
+    shown(writes(
+        spec(
+            Cmd::Duplicate,
+            "duplicate-template",
+            &["c"],
+            "duplicate",
+            Only(Templates),
+        ),
+        Perm::EditTemplates,
+    )),
+    shown(writes(
+        spec(
+            Cmd::ToggleActive,
+            "toggle-template",
+            &["d"],
+            "deactivate/activate",
+            Only(Templates),
+        ),
+        Perm::EditTemplates,
+    )),
+    shown(spec(
+        Cmd::OpenEditor,
+        "edit-template",
+        &["enter"],
+        "edit",
+        Only(Templates),
+    )),
+    shown(writes(
+        spec(
+            Cmd::Save,
+            "save-template",
+            &["ctrl-s"],
+            "save",
+            Only(Editor),
+        ),
+        Perm::EditTemplates,
+    )),
+    shown(spec(
+        Cmd::NextField,
+        "next-field",
+        &["tab"],
+        "next field",
+        Only(Editor),
+    )),
+    spec(
+        Cmd::PrevField,
+        "prev-field",
+        &["backtab"],
+        "previous field",
+        Only(Editor),
+    ),
+    shown(spec(Cmd::Undo, "undo", &["ctrl-z"], "undo", Only(Editor))),
+    shown(spec(Cmd::Redo, "redo", &["ctrl-y"], "redo", Only(Editor))),
+    shown(spec(Cmd::Find, "find", &["ctrl-f"], "find", Only(Editor))),
+    spec(
+        Cmd::FindNext,
+        "find-next",
+        &["f3"],
+        "find next",
+        Only(Editor),
+    ),
+    shown(spec(
+        Cmd::ToggleRaw,
+        "toggle-raw",
+        &["ctrl-t"],
+        "raw/text HTML",
+        Only(Editor),
+    )),
+    shown(spec(
+        Cmd::NextGroup,
+        "preview-group",
+        &["alt-g"],
+        "preview group",
+        Only(Editor),
+    )),
+    shown(spec(
+        Cmd::PrevContact,
+        "prev-contact",
+        &["alt-["],
+        "prev contact",
+        Only(Editor),
+    )),
+    shown(spec(
+        Cmd::NextContact,
+        "next-contact",
+        &["alt-]"],
+        "next contact",
+        Only(Editor),
+    )),
+    spec(Cmd::Help, "editor-help", &["f1"], "help", Only(Editor)),
+    shown(spec(
+        Cmd::CloseEditor,
+        "close-editor",
+        &["esc"],
+        "close",
+        Only(Editor),
+    )),
+    spec(
+        Cmd::GotoSmtp,
+        "smtp",
+        &["7"],
+        "go to SMTP settings",
+        Everywhere,
+    ),
+    shown(writes(
+        spec(Cmd::Edit, "edit-smtp", &["e"], "edit settings", Only(Smtp)),
+        Perm::ManageSmtp,
+    )),
+    shown(CommandSpec {
+        needs: Some(Perm::ManageSmtp),
+        ..spec(
+            Cmd::TestConnection,
+            "test-connection",
+            &["t"],
+            "test connection",
+            Only(Smtp),
+        )
+    }),
 ];
 
 impl CommandSpec {
     pub fn applies_to(&self, screen: ScreenId) -> bool {
         match self.place {
-            Everywhere => true,
-            Tables => screen != ScreenId::Dashboard,
+            Everywhere => screen != ScreenId::Editor,
+            Tables => !matches!(
+                screen,
+                ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp
+            ),
             Only(s) => s == screen,
         }
     }
@@ -593,6 +757,14 @@ impl KeyMap {
             .filter(|c| matches!(c.place, Only(_)))
             .find(matches)
             .or_else(|| COMMANDS.iter().find(matches))
+    }
+
+    /// A command bound only to `screen` (the editor: every other key is typed as text).
+    pub fn lookup_local(&self, screen: ScreenId, ev: &KeyEvent) -> Option<&'static CommandSpec> {
+        let key = Key::from_event(ev);
+        COMMANDS
+            .iter()
+            .find(|c| c.place == Only(screen) && self.keys_of(c.id).contains(&key))
     }
 
     /// The commands of `screen`, in registry order.

@@ -4,7 +4,9 @@
 pub mod dashboard;
 pub mod groups;
 pub mod login;
+pub mod smtp;
 pub mod suppression;
+pub mod templates;
 pub mod tenants;
 pub mod users;
 

@@ -211,7 +211,19 @@ impl<P> Form<P> {
     }
 
     pub fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
-        let height = self.fields.len() as u16 * 2 + 5;
+        let full = self.fields.len() as u16 * 2 + 5;
+        // A long form on a small screen drops the blank lines kept for field errors.
+        let compact = full > area.height;
+        let shown_errors = self
+            .fields
+            .iter()
+            .filter(|f| f.touched && f.error.is_some())
+            .count() as u16;
+        let height = if compact {
+            self.fields.len() as u16 + shown_errors + 4
+        } else {
+            full
+        };
         let rect = super::centered(area, 64, height);
         frame.render_widget(Clear, rect);
         let label_w = self.fields.iter().map(|f| f.label.len()).max().unwrap_or(0) + 1;
@@ -249,6 +261,7 @@ impl<P> Form<P> {
                     Span::raw(" ".repeat(label_w + 1)),
                     Span::styled(format!("✗ {e}"), theme.error()),
                 ]),
+                _ if compact => continue,
                 _ => Line::from(""),
             });
         }

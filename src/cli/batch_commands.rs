@@ -1,0 +1,227 @@
+//! `batch` and `worker`: batches are created per tenant; every other batch command takes
+//! the batch's global id and finds its tenant itself (the shell acts as the system actor).
+//! `--tenant`, when given, must match the batch's tenant.
+
+use serde::Serialize;
+
+use super::args::{BatchCommand, BatchRef, WorkerArgs};
+use super::commands::{open, tenant_by_domain};
+use super::output::{print_json, print_table};
+use super::{CliError, CliResult};
+use crate::config::Config;
+use crate::db::{Actor, Batch, NewBatch, Page, QueueCounts, Store, TenantScope};
+use crate::engine::{Engine, EngineConfig};
+
+async fn scope_of(store: &Store, id: i32, tenant: Option<&str>) -> CliResult<TenantScope> {
+    let scope = store.batch_scope(&Actor::system(), id).await?;
+    if let Some(domain) = tenant {
+        let t = tenant_by_domain(store, domain).await?;
+        if t.id != scope.tenant_id() {
+            return Err(CliError::failed(format!(
+                "batch #{id} does not belong to tenant {domain}"
+            )));
+        }
+    }
+    Ok(scope)
+}
+
+#[derive(Serialize)]
+struct BatchView<'a> {
+    #[serde(flatten)]
+    batch: &'a Batch,
+    queue: QueueCounts,
+}
+
+fn print_batch(b: &Batch, q: &QueueCounts) {
+    println!("batch #{} '{}' ({})", b.id, b.name, b.status);
+    if let Some(r) = &b.status_reason {
+        println!("reason: {r}");
+    }
+    if let Some(s) = b.scheduled_at {
+        println!("scheduled: {s}");
+    }
+    println!(
+        "sent {}  failed {}  pending {}  sending {}  (failed {} rejected {} bounced {})",
+        b.sent_count, b.failed_count, q.pending, q.sending, q.failed, q.rejected, q.bounced
+    );
+}
+
+pub async fn batch_command(config: &Config, cmd: BatchCommand) -> CliResult<u8> {
+    let store = open(config).await?;
+    match cmd {
+        BatchCommand::Create {
+            tenant,
+            name,
+            template,
+            groups,
+            vars,
+            schedule,
+        } => {
+            let t = tenant_by_domain(&store, &tenant).await?;
+            let scope = Actor::system().tenant_scope(t.id)?;
+            let template = store.find_template(scope, &template).await?;
+            let mut group_ids = Vec::new();
+            for g in &groups {
+                group_ids.push(store.find_group(scope, g).await?.id);
+            }
+            let scheduled_at = schedule
+                .as_deref()
+                .map(|s| {
+                    chrono::DateTime::parse_from_rfc3339(s.trim())
+                        .map(|d| d.naive_utc())
+                        .map_err(|e| CliError::usage(format!("--schedule '{s}': {e}")))
+                })
+                .transpose()?;
+            let batch = store
+                .create_batch(
+                    scope,
+                    &NewBatch {
+                        name,
+                        template_id: template.id,
+                        group_ids,
+                        variables: super::contacts::parse_vars(&vars)?,
+                        scheduled_at,
+                    },
+                )
+                .await?;
+            println!("{}", batch.id);
+            Ok(0)
+        }
+        BatchCommand::Start(r) => {
+            let scope = scope_of(&store, r.id, r.tenant.as_deref()).await?;
+            let (b, queued) = store.start_batch(scope, r.id).await?;
+            println!("batch #{} running: {queued} recipients queued", b.id);
+            Ok(0)
+        }
+        BatchCommand::Pause(r) => {
+            simple(&store, r, "paused", |s, sc, id| {
+                Box::pin(async move { s.pause_batch(sc, id, Some("paused by operator")).await })
+            })
+            .await
+        }
+        BatchCommand::Resume(r) => {
+            simple(&store, r, "running", |s, sc, id| {
+                Box::pin(async move { s.resume_batch(sc, id).await })
+            })
+            .await
+        }
+        BatchCommand::Cancel(r) => {
+            simple(&store, r, "cancelled", |s, sc, id| {
+                Box::pin(async move { s.cancel_batch(sc, id).await })
+            })
+            .await
+        }
+        BatchCommand::RetryFailed(r) => {
+            let scope = scope_of(&store, r.id, r.tenant.as_deref()).await?;
+            let (b, n) = store.retry_failed(scope, r.id).await?;
+            println!("batch #{} {}: {n} recipients queued again", b.id, b.status);
+            Ok(0)
+        }
+        BatchCommand::List { tenant, json } => {
+            let t = tenant_by_domain(&store, &tenant).await?;
+            let scope = Actor::system().tenant_scope(t.id)?;
+            let mut all = Vec::new();
+            let mut page = Page::first(500);
+            loop {
+                let rows = store.list_batches(scope, page, None).await?;
+                let Some(last) = rows.last().map(|b| b.id) else {
+                    break;
+                };
+                let n = rows.len();
+                all.extend(rows);
+                if n < 500 {
+                    break;
+                }
+                page = Page::after(last, 500);
+            }
+            if json {
+                print_json(&all);
+            } else {
+                let rows: Vec<Vec<String>> = all
+                    .iter()
+                    .map(|b| {
+                        vec![
+                            b.id.to_string(),
+                            b.name.clone(),
+                            b.status.clone(),
+                            b.sent_count.to_string(),
+                            b.failed_count.to_string(),
+                            b.scheduled_at.map(|s| s.to_string()).unwrap_or_default(),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &["ID", "NAME", "STATUS", "SENT", "FAILED", "SCHEDULED"],
+                    &rows,
+                );
+            }
+            Ok(0)
+        }
+        BatchCommand::Show { id, tenant, json } => {
+            let scope = scope_of(&store, id, tenant.as_deref()).await?;
+            let b = store.get_batch(scope, id).await?;
+            let q = store.queue_counts(scope, id).await?;
+            if json {
+                print_json(&BatchView {
+                    batch: &b,
+                    queue: q,
+                });
+            } else {
+                print_batch(&b, &q);
+            }
+            Ok(0)
+        }
+    }
+}
+
+type StoreFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = crate::db::DbResult<Batch>> + Send + 'a>>;
+
+async fn simple(
+    store: &Store,
+    r: BatchRef,
+    what: &str,
+    f: impl for<'a> FnOnce(&'a Store, TenantScope, i32) -> StoreFuture<'a>,
+) -> CliResult<u8> {
+    let scope = scope_of(store, r.id, r.tenant.as_deref()).await?;
+    let b = f(store, scope, r.id).await?;
+    println!("batch #{} {what}", b.id);
+    Ok(0)
+}
+
+/// The headless engine. Stops on SIGINT/SIGTERM after in-flight messages are recorded.
+pub async fn worker(config: &Config, args: WorkerArgs) -> CliResult<u8> {
+    let store = open(config).await?;
+    let engine = Engine::new(
+        store,
+        EngineConfig {
+            chunk: args.chunk.max(1),
+            config_dir: Some(config.config_dir.clone()),
+            ..EngineConfig::default()
+        },
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        let _ = stop_tx.send(true);
+    });
+    if !args.once {
+        eprintln!(
+            "recalliq worker {} running; Ctrl-C to stop",
+            engine.config().worker_id
+        );
+    }
+    engine.run(stop_rx, args.once).await?;
+    Ok(0)
+}

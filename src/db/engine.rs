@@ -1,0 +1,634 @@
+//! The sending engine's queries over `logs_emaillog` (the durable queue), `batches_batch`
+//! and the tenant's monthly quota. Every multi-row step is one statement or one
+//! transaction, so several workers (on Postgres) can share the queue.
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::types::Json;
+
+use super::batches::{RETRY_FAILED_SQL, TransitionExtra, UNCOUNT_FAILED_SQL};
+use super::{Actor, Backend, Batch, DbError, DbResult, Store, TenantScope, now, on_pool};
+use crate::domain::BatchStatus;
+
+/// A recipient claimed for sending (status `sending`, leased to one claim).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ClaimedRow {
+    pub id: i32,
+    pub recipient_email: String,
+    pub recipient_name: Option<String>,
+    pub attempts: i32,
+    pub variables: Option<Json<Value>>,
+}
+
+/// What one claim got.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// Rows leased under `token` (possibly none: nothing due right now).
+    Rows {
+        token: String,
+        rows: Vec<ClaimedRow>,
+    },
+    /// The tenant has no monthly quota left.
+    QuotaExhausted,
+}
+
+/// The result of sending to one claimed row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Sent {
+        smtp_response: String,
+        message_id: Option<String>,
+    },
+    /// Permanent refusal of the recipient (5xx at RCPT).
+    Rejected {
+        error: String,
+        smtp_response: Option<String>,
+        message_id: Option<String>,
+    },
+    /// Permanent failure: other 5xx, a message that cannot be built, retries used up.
+    Failed {
+        error: String,
+        smtp_response: Option<String>,
+        message_id: Option<String>,
+    },
+    /// Temporary failure: back to pending, due again at `next_attempt_at`.
+    Retry {
+        error: String,
+        smtp_response: Option<String>,
+        next_attempt_at: chrono::NaiveDateTime,
+    },
+    /// Not attempted (the batch was paused or cancelled meanwhile): back to pending, the
+    /// attempt does not count.
+    Released,
+}
+
+impl Outcome {
+    pub fn is_sent(&self) -> bool {
+        matches!(self, Outcome::Sent { .. })
+    }
+    pub fn is_final_failure(&self) -> bool {
+        matches!(self, Outcome::Rejected { .. } | Outcome::Failed { .. })
+    }
+}
+
+/// One result to write: which row, under which claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowResult {
+    pub id: i32,
+    pub token: String,
+    pub outcome: Outcome,
+}
+
+/// What `write_results` changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    pub sent: i64,
+    pub failed: i64,
+    pub retried: i64,
+    pub released: i64,
+}
+
+/// Queue counts of one batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueCounts {
+    pub pending: i64,
+    pub sending: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub rejected: i64,
+    pub bounced: i64,
+}
+
+impl QueueCounts {
+    /// Rows the engine still has to deal with.
+    pub fn open(&self) -> i64 {
+        self.pending + self.sending
+    }
+}
+
+const CLAIM_PG: &str =
+    "UPDATE logs_emaillog SET status = 'sending', lease_owner = $2, lease_expires_at = $3,
+        attempts = COALESCE(attempts, 0) + 1, updated_at = $4
+    WHERE id IN (SELECT id FROM logs_emaillog
+                 WHERE batch_id = $1 AND status = 'pending'
+                   AND (next_attempt_at IS NULL OR next_attempt_at <= $4)
+                 ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED)";
+
+// SQLite has a single writer: the claim transaction already excludes every other claimer.
+const CLAIM_SQLITE: &str =
+    "UPDATE logs_emaillog SET status = 'sending', lease_owner = $2, lease_expires_at = $3,
+        attempts = COALESCE(attempts, 0) + 1, updated_at = $4
+    WHERE id IN (SELECT id FROM logs_emaillog
+                 WHERE batch_id = $1 AND status = 'pending'
+                   AND (next_attempt_at IS NULL OR next_attempt_at <= $4)
+                 ORDER BY id LIMIT $5)";
+
+const CLAIMED_ROWS: &str =
+    "SELECT l.id, l.recipient_email, l.recipient_name, COALESCE(l.attempts, 0) AS attempts,
+        ge.variables
+    FROM logs_emaillog l LEFT JOIN tenants_groupemail ge ON ge.id = l.contact_id
+    WHERE l.batch_id = $1 AND l.status = 'sending' AND l.lease_owner = $2 ORDER BY l.id";
+
+const QUOTA_LEFT: &str = "SELECT CAST(COALESCE(monthly_email_limit, 1000) - COALESCE(emails_sent_this_month, 0) AS BIGINT)
+    FROM tenants_tenant WHERE id = $1";
+
+const RESERVE: &str = "UPDATE tenants_tenant SET emails_sent_this_month = COALESCE(emails_sent_this_month, 0) + $2
+    WHERE id = $1 AND COALESCE(emails_sent_this_month, 0) + $2 <= COALESCE(monthly_email_limit, 1000)";
+
+const RELEASE: &str = "UPDATE tenants_tenant SET emails_sent_this_month =
+        CASE WHEN COALESCE(emails_sent_this_month, 0) - $2 < 0 THEN 0
+             ELSE COALESCE(emails_sent_this_month, 0) - $2 END
+    WHERE id = $1";
+
+impl Store {
+    /// The tenant scope of a batch, for the system actor (CLI, workers): batch ids are global.
+    pub async fn batch_scope(&self, actor: &Actor, batch_id: i32) -> DbResult<TenantScope> {
+        let tenant: Option<i32> = on_pool!(self, p => {
+            sqlx::query_scalar("SELECT tenant_id FROM batches_batch WHERE id = $1")
+                .bind(batch_id)
+                .fetch_optional(p)
+                .await?
+        });
+        let tenant = tenant.ok_or_else(|| DbError::NotFound(format!("batch #{batch_id}")))?;
+        actor.tenant_scope(tenant)
+    }
+
+    /// draft/scheduled -> running and the recipients queued, in one transaction. Returns the
+    /// batch and how many rows were queued.
+    pub async fn start_batch(&self, scope: TenantScope, id: i32) -> DbResult<(Batch, u64)> {
+        self.transition_with(
+            scope,
+            id,
+            BatchStatus::Running,
+            None,
+            TransitionExtra::Materialize,
+        )
+        .await
+    }
+
+    /// Queues the batch's recipients again (idempotent): only addresses not queued yet.
+    pub async fn materialize_batch(&self, scope: TenantScope, id: i32) -> DbResult<u64> {
+        self.get_batch(scope, id).await?;
+        Ok(on_pool!(self, p => {
+            sqlx::query(crate::engine::materialize::MATERIALIZE_SQL)
+                .bind(id)
+                .bind(now())
+                .bind(scope.tenant_id())
+                .execute(p)
+                .await?
+                .rows_affected()
+        }))
+    }
+
+    pub async fn pause_batch(
+        &self,
+        scope: TenantScope,
+        id: i32,
+        reason: Option<&str>,
+    ) -> DbResult<Batch> {
+        self.transition_batch(scope, id, BatchStatus::Paused, reason)
+            .await
+    }
+
+    pub async fn resume_batch(&self, scope: TenantScope, id: i32) -> DbResult<Batch> {
+        self.transition_batch(scope, id, BatchStatus::Running, None)
+            .await
+    }
+
+    /// Cancels the batch. Rows not sent yet stay `pending` (never sent: a cancelled batch is
+    /// never claimed again); rows in flight finish and are recorded.
+    pub async fn cancel_batch(&self, scope: TenantScope, id: i32) -> DbResult<Batch> {
+        self.transition_batch(scope, id, BatchStatus::Cancelled, None)
+            .await
+    }
+
+    /// Failed and rejected rows back to `pending` and the batch (back) to running. Returns the
+    /// batch and the number of rows queued again.
+    pub async fn retry_failed(&self, scope: TenantScope, id: i32) -> DbResult<(Batch, u64)> {
+        let batch = self.get_batch(scope, id).await?;
+        if batch.batch_status() == Ok(BatchStatus::Running) {
+            let ts = now();
+            let n: u64 = on_pool!(self, p => {
+                let mut tx = p.begin().await?;
+                let n = sqlx::query(RETRY_FAILED_SQL)
+                    .bind(id)
+                    .bind(ts)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query(UNCOUNT_FAILED_SQL)
+                    .bind(id)
+                    .bind(i64::try_from(n).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO logs_batchexecutionlog (batch_id, action, message, details, created_at)
+                     VALUES ($1, 'retry_failed', $2, $3, $4)",
+                )
+                .bind(id)
+                .bind(format!("{n} failed/rejected recipients queued again"))
+                .bind(Json(serde_json::json!({"count": n})))
+                .bind(ts)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                n
+            });
+            return Ok((self.get_batch(scope, id).await?, n));
+        }
+        self.transition_with(
+            scope,
+            id,
+            BatchStatus::Running,
+            Some("retry failed recipients"),
+            TransitionExtra::RetryFailed,
+        )
+        .await
+    }
+
+    /// Per-status counts of a batch's queue.
+    pub async fn queue_counts(&self, scope: TenantScope, id: i32) -> DbResult<QueueCounts> {
+        let rows = self.email_log_counts(scope, id).await?;
+        let mut c = QueueCounts::default();
+        for (status, n) in rows {
+            match status.as_str() {
+                "pending" => c.pending = n,
+                "sending" => c.sending = n,
+                "sent" => c.sent = n,
+                "failed" => c.failed = n,
+                "rejected" => c.rejected = n,
+                "bounced" => c.bounced = n,
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+
+    /// Running batches of every tenant: `(batch id, tenant id)`.
+    pub async fn running_batches(&self) -> DbResult<Vec<(i32, i32)>> {
+        Ok(on_pool!(self, p => {
+            sqlx::query_as("SELECT id, tenant_id FROM batches_batch WHERE status = 'running' ORDER BY id")
+                .fetch_all(p)
+                .await?
+        }))
+    }
+
+    /// Scheduled batches whose time has come: `(batch id, tenant id)`.
+    pub async fn due_scheduled_batches(&self) -> DbResult<Vec<(i32, i32)>> {
+        Ok(on_pool!(self, p => {
+            sqlx::query_as(
+                "SELECT id, tenant_id FROM batches_batch
+                 WHERE status = 'scheduled' AND scheduled_at IS NOT NULL AND scheduled_at <= $1 ORDER BY id",
+            )
+            .bind(now())
+            .fetch_all(p)
+            .await?
+        }))
+    }
+
+    /// Crash recovery: rows whose lease expired go back to `pending`, and the monthly quota
+    /// their dead claim reserved is given back to their tenants. Returns how many rows.
+    pub async fn requeue_expired_leases(&self) -> DbResult<u64> {
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let batches: Vec<i32> = sqlx::query_scalar(
+                "UPDATE logs_emaillog SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+                    updated_at = $1
+                 WHERE status = 'sending' AND lease_expires_at IS NOT NULL AND lease_expires_at < $1
+                 RETURNING batch_id",
+            )
+            .bind(now())
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut per_batch: std::collections::BTreeMap<i32, i64> = Default::default();
+            for b in &batches {
+                *per_batch.entry(*b).or_default() += 1;
+            }
+            for (batch, n) in per_batch {
+                sqlx::query(
+                    "UPDATE tenants_tenant SET emails_sent_this_month =
+                        CASE WHEN COALESCE(emails_sent_this_month, 0) - $2 < 0 THEN 0
+                             ELSE COALESCE(emails_sent_this_month, 0) - $2 END
+                     WHERE id = (SELECT tenant_id FROM batches_batch WHERE id = $1)",
+                )
+                .bind(batch)
+                .bind(n)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(u64::try_from(batches.len()).unwrap_or(u64::MAX))
+        })
+    }
+
+    /// Claims up to `limit` due rows of a batch for `lease` under a fresh `token`, reserving
+    /// the tenant's monthly quota for them in the same transaction (what is not claimed is
+    /// released at once). Postgres: `FOR UPDATE SKIP LOCKED`, so workers never share a row.
+    pub async fn claim(
+        &self,
+        scope: TenantScope,
+        batch_id: i32,
+        token: &str,
+        limit: i64,
+        lease: std::time::Duration,
+    ) -> DbResult<Claim> {
+        let ts = now();
+        let expires =
+            ts + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+        let claim_sql = match self.backend() {
+            Backend::Postgres => CLAIM_PG,
+            Backend::Sqlite => CLAIM_SQLITE,
+        };
+        let tenant = scope.tenant_id();
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            // A write first, so SQLite takes its write lock before reading the quota.
+            sqlx::query("UPDATE tenants_tenant SET emails_sent_this_month = COALESCE(emails_sent_this_month, 0) WHERE id = $1")
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await?;
+            let left: Option<i64> = sqlx::query_scalar(QUOTA_LEFT)
+                .bind(tenant)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let left = left.ok_or_else(|| DbError::NotFound(format!("tenant #{tenant}")))?;
+            let k = limit.min(left);
+            if k <= 0 {
+                tx.rollback().await?;
+                return Ok(Claim::QuotaExhausted);
+            }
+            let reserved = sqlx::query(RESERVE)
+                .bind(tenant)
+                .bind(k)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if reserved == 0 {
+                tx.rollback().await?;
+                return Ok(Claim::Rows { token: token.to_string(), rows: Vec::new() });
+            }
+            let n = sqlx::query(claim_sql)
+                .bind(batch_id)
+                .bind(token)
+                .bind(expires)
+                .bind(ts)
+                .bind(k)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let n = i64::try_from(n).unwrap_or(k);
+            if n < k {
+                sqlx::query(RELEASE).bind(tenant).bind(k - n).execute(&mut *tx).await?;
+            }
+            let rows: Vec<ClaimedRow> = if n > 0 {
+                sqlx::query_as(CLAIMED_ROWS)
+                    .bind(batch_id)
+                    .bind(token)
+                    .fetch_all(&mut *tx)
+                    .await?
+            } else {
+                Vec::new()
+            };
+            tx.commit().await?;
+            Ok(Claim::Rows { token: token.to_string(), rows })
+        })
+    }
+
+    /// Writes a set of results in one transaction: the rows (only while still leased to
+    /// their claim), the batch's sent/failed counts, and the quota of every row that was not
+    /// sent given back.
+    pub async fn write_results(
+        &self,
+        scope: TenantScope,
+        batch_id: i32,
+        results: &[RowResult],
+    ) -> DbResult<WriteCounts> {
+        if let Some(pg) = self.pg_pool() {
+            return write_results_pg(pg, scope, batch_id, results).await;
+        }
+        let ts = now();
+        let tenant = scope.tenant_id();
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let mut c = WriteCounts::default();
+            let mut unsent = 0i64;
+            for r in results {
+                let (status, error, response, message_id, next, attempt_back) = match &r.outcome {
+                    Outcome::Sent { smtp_response, message_id } => {
+                        ("sent", None, Some(smtp_response.as_str()), message_id.as_deref(), None, 0)
+                    }
+                    Outcome::Rejected { error, smtp_response, message_id } => {
+                        ("rejected", Some(error.as_str()), smtp_response.as_deref(), message_id.as_deref(), None, 0)
+                    }
+                    Outcome::Failed { error, smtp_response, message_id } => {
+                        ("failed", Some(error.as_str()), smtp_response.as_deref(), message_id.as_deref(), None, 0)
+                    }
+                    Outcome::Retry { error, smtp_response, next_attempt_at } => {
+                        ("pending", Some(error.as_str()), smtp_response.as_deref(), None, Some(*next_attempt_at), 0)
+                    }
+                    Outcome::Released => ("pending", None, None, None, Some(ts), 1),
+                };
+                if !r.outcome.is_sent() {
+                    unsent += 1;
+                }
+                let n = sqlx::query(
+                    "UPDATE logs_emaillog SET status = $3,
+                        error_message = CASE WHEN $3 = 'sent' THEN NULL ELSE COALESCE($4, error_message) END,
+                        smtp_response = COALESCE($5, smtp_response),
+                        message_id = COALESCE($6, message_id),
+                        sent_at = CASE WHEN $3 = 'sent' THEN $7 ELSE sent_at END,
+                        next_attempt_at = COALESCE($8, next_attempt_at),
+                        attempts = COALESCE(attempts, 0) - $9,
+                        lease_owner = NULL, lease_expires_at = NULL, updated_at = $7
+                     WHERE id = $1 AND status = 'sending' AND lease_owner = $2",
+                )
+                .bind(r.id)
+                .bind(&r.token)
+                .bind(status)
+                .bind(error)
+                .bind(response)
+                .bind(message_id)
+                .bind(ts)
+                .bind(next)
+                .bind(attempt_back)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    continue;
+                }
+                match &r.outcome {
+                    Outcome::Sent { .. } => c.sent += 1,
+                    Outcome::Rejected { .. } | Outcome::Failed { .. } => c.failed += 1,
+                    Outcome::Retry { .. } => c.retried += 1,
+                    Outcome::Released => c.released += 1,
+                }
+            }
+            if c.sent > 0 || c.failed > 0 {
+                sqlx::query(
+                    "UPDATE batches_batch SET sent_count = COALESCE(sent_count, 0) + $2,
+                        failed_count = COALESCE(failed_count, 0) + $3, updated_at = $4 WHERE id = $1",
+                )
+                .bind(batch_id)
+                .bind(c.sent)
+                .bind(c.failed)
+                .bind(ts)
+                .execute(&mut *tx)
+                .await?;
+            }
+            if unsent > 0 {
+                sqlx::query(RELEASE).bind(tenant).bind(unsent).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(c)
+        })
+    }
+}
+
+/// Postgres: the whole set in one `UPDATE ... FROM UNNEST(...)` instead of a statement per
+/// row (one round trip per flush).
+async fn write_results_pg(
+    pool: &sqlx::PgPool,
+    scope: TenantScope,
+    batch_id: i32,
+    results: &[RowResult],
+) -> DbResult<WriteCounts> {
+    let ts = now();
+    let n = results.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut tokens = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut errors: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut responses: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut message_ids: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut next_at: Vec<Option<chrono::NaiveDateTime>> = Vec::with_capacity(n);
+    let mut back: Vec<i32> = Vec::with_capacity(n);
+    let mut kinds: Vec<String> = Vec::with_capacity(n);
+    let mut unsent = 0i64;
+    for r in results {
+        ids.push(r.id);
+        tokens.push(r.token.clone());
+        let (status, kind, error, response, mid, next, b) = match &r.outcome {
+            Outcome::Sent {
+                smtp_response,
+                message_id,
+            } => (
+                "sent",
+                "sent",
+                None,
+                Some(smtp_response.clone()),
+                message_id.clone(),
+                None,
+                0,
+            ),
+            Outcome::Rejected {
+                error,
+                smtp_response,
+                message_id,
+            } => (
+                "rejected",
+                "failed",
+                Some(error.clone()),
+                smtp_response.clone(),
+                message_id.clone(),
+                None,
+                0,
+            ),
+            Outcome::Failed {
+                error,
+                smtp_response,
+                message_id,
+            } => (
+                "failed",
+                "failed",
+                Some(error.clone()),
+                smtp_response.clone(),
+                message_id.clone(),
+                None,
+                0,
+            ),
+            Outcome::Retry {
+                error,
+                smtp_response,
+                next_attempt_at,
+            } => (
+                "pending",
+                "retried",
+                Some(error.clone()),
+                smtp_response.clone(),
+                None,
+                Some(*next_attempt_at),
+                0,
+            ),
+            Outcome::Released => ("pending", "released", None, None, None, Some(ts), 1),
+        };
+        if !r.outcome.is_sent() {
+            unsent += 1;
+        }
+        statuses.push(status.to_string());
+        kinds.push(kind.to_string());
+        errors.push(error);
+        responses.push(response);
+        message_ids.push(mid);
+        next_at.push(next);
+        back.push(b);
+    }
+    let mut tx = pool.begin().await?;
+    let done: Vec<String> = sqlx::query_scalar(
+        "UPDATE logs_emaillog l SET status = v.status,
+            error_message = CASE WHEN v.status = 'sent' THEN NULL ELSE COALESCE(v.error, l.error_message) END,
+            smtp_response = COALESCE(v.response, l.smtp_response),
+            message_id = COALESCE(v.message_id, l.message_id),
+            sent_at = CASE WHEN v.status = 'sent' THEN $10 ELSE l.sent_at END,
+            next_attempt_at = COALESCE(v.next_at, l.next_attempt_at),
+            attempts = COALESCE(l.attempts, 0) - v.back,
+            lease_owner = NULL, lease_expires_at = NULL, updated_at = $10
+         FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::timestamp[], $8::int4[], $9::text[])
+              AS v(id, token, status, error, response, message_id, next_at, back, kind)
+         WHERE l.id = v.id AND l.status = 'sending' AND l.lease_owner = v.token
+         RETURNING v.kind",
+    )
+    .bind(&ids)
+    .bind(&tokens)
+    .bind(&statuses)
+    .bind(&errors)
+    .bind(&responses)
+    .bind(&message_ids)
+    .bind(&next_at)
+    .bind(&back)
+    .bind(&kinds)
+    .bind(ts)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut c = WriteCounts::default();
+    for k in &done {
+        match k.as_str() {
+            "sent" => c.sent += 1,
+            "failed" => c.failed += 1,
+            "retried" => c.retried += 1,
+            _ => c.released += 1,
+        }
+    }
+    if c.sent > 0 || c.failed > 0 {
+        sqlx::query(
+            "UPDATE batches_batch SET sent_count = COALESCE(sent_count, 0) + $2,
+                failed_count = COALESCE(failed_count, 0) + $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(batch_id)
+        .bind(c.sent)
+        .bind(c.failed)
+        .bind(ts)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if unsent > 0 {
+        sqlx::query(RELEASE)
+            .bind(scope.tenant_id())
+            .bind(unsent)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(c)
+}

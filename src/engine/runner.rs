@@ -1,0 +1,694 @@
+//! One running batch inside one engine: claimer (this task), sender pool, writer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::{Mutex, broadcast, mpsc, watch};
+
+use super::{EngineConfig, EngineEvent};
+use crate::db::{Claim, DbError, Outcome, RowResult, SmtpServer, SmtpSettings, Store, TenantScope};
+use crate::domain::BatchStatus;
+use crate::mail::smtp::{SendError, describe_response};
+use crate::mail::{MessageParts, Unsubscribe, build_message};
+use crate::render::{Recipient, Renderer, TenantInfo};
+use crate::secrets::{Secret, SecretKey};
+
+pub(super) struct Ctx {
+    pub store: Store,
+    pub config: Arc<EngineConfig>,
+    pub events: broadcast::Sender<EngineEvent>,
+    pub scope: TenantScope,
+    pub batch_id: i32,
+    pub stop: watch::Receiver<bool>,
+}
+
+/// Everything a message needs that is the same for every recipient of the batch.
+struct Prepared {
+    renderer: Renderer,
+    tenant: TenantInfo,
+    batch_vars: Option<Value>,
+    from_email: String,
+    from_name: Option<String>,
+    reply_to: Option<String>,
+    unsubscribe: Unsubscribe,
+}
+
+struct Job {
+    id: i32,
+    token: String,
+    email: String,
+    name: Option<String>,
+    variables: Option<Value>,
+    attempts: i32,
+}
+
+enum Transport {
+    Smtp {
+        server: SmtpServer,
+        password: Option<Secret>,
+    },
+    Outbox(std::path::PathBuf),
+}
+
+pub(super) async fn run(ctx: Ctx) {
+    let batch_id = ctx.batch_id;
+    if let Err(e) = run_inner(&ctx).await {
+        tracing::error!(batch_id, error = %e, "batch runner stopped");
+        let _ = ctx.events.send(EngineEvent::Error {
+            batch_id,
+            message: e.to_string(),
+        });
+    }
+}
+
+/// Pauses the batch with `reason` (when it is still running) and says so.
+async fn pause(ctx: &Ctx, reason: &str) -> Result<(), DbError> {
+    match ctx
+        .store
+        .transition_batch(ctx.scope, ctx.batch_id, BatchStatus::Paused, Some(reason))
+        .await
+    {
+        Ok(_) => {
+            let _ = ctx.events.send(EngineEvent::StatusChanged {
+                batch_id: ctx.batch_id,
+                status: BatchStatus::Paused,
+                reason: Some(reason.to_string()),
+            });
+            Ok(())
+        }
+        Err(DbError::Conflict(_) | DbError::Invalid(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn prepare(ctx: &Ctx) -> Result<Result<(Prepared, Transport), String>, DbError> {
+    let store = &ctx.store;
+    let batch = store.get_batch(ctx.scope, ctx.batch_id).await?;
+    let tenant = store.get_tenant(ctx.scope).await?;
+    if !tenant.is_usable() {
+        return Ok(Err(format!(
+            "tenant {} is {} and may not send",
+            tenant.domain,
+            if tenant.is_active {
+                tenant.status.as_str()
+            } else {
+                "inactive"
+            }
+        )));
+    }
+    let template = store.get_template(ctx.scope, batch.template_id).await?;
+    let renderer = match Renderer::new(&(&template).into()) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(format!("template '{}': {e}", template.name))),
+    };
+    let Some(settings) = store.smtp_settings(ctx.scope).await? else {
+        return Ok(Err(format!(
+            "tenant {} has no mail transport (recalliq smtp set)",
+            tenant.domain
+        )));
+    };
+    let senders = store.list_tenant_emails(ctx.scope).await?;
+    let from_email = settings
+        .from_address()
+        .map(str::to_string)
+        .or_else(|| {
+            senders
+                .iter()
+                .find(|s| s.is_active)
+                .map(|s| s.email.clone())
+        })
+        .unwrap_or_else(|| format!("noreply@{}", tenant.domain));
+    let from_name = senders
+        .iter()
+        .find(|s| s.email.eq_ignore_ascii_case(&from_email))
+        .and_then(|s| s.name.clone())
+        .or_else(|| Some(tenant.name.clone()));
+    let transport = match &settings {
+        SmtpSettings::Smtp(server) => {
+            let password = match &server.password_enc {
+                None => None,
+                Some(enc) => {
+                    let Some(dir) = &ctx.config.config_dir else {
+                        return Ok(Err(
+                            "SMTP password set but no key directory configured".into()
+                        ));
+                    };
+                    match SecretKey::load(dir).and_then(|k| k.decrypt(enc, tenant.id)) {
+                        Ok(p) => Some(p),
+                        Err(e) => return Ok(Err(format!("SMTP password: {e}"))),
+                    }
+                }
+            };
+            Transport::Smtp {
+                server: server.clone(),
+                password,
+            }
+        }
+        SmtpSettings::Outbox(o) => Transport::Outbox(o.path.clone().into()),
+    };
+    let prepared = Prepared {
+        renderer,
+        tenant: TenantInfo::from(&tenant),
+        batch_vars: batch.variables.map(|j| j.0),
+        unsubscribe: Unsubscribe {
+            mailto: from_email.clone(),
+            https_url: None,
+        },
+        from_email,
+        from_name,
+        reply_to: settings.reply_to().map(str::to_string),
+    };
+    Ok(Ok((prepared, transport)))
+}
+
+async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
+    let (prepared, transport) = match prepare(ctx).await? {
+        Ok(p) => p,
+        Err(reason) => return pause(ctx, &reason).await,
+    };
+    let prepared = Arc::new(prepared);
+    let cfg = ctx.config.clone();
+    let chunk = cfg.chunk.max(1);
+    let halt = Arc::new(AtomicBool::new(false));
+    let in_flight = Arc::new(AtomicI64::new(0));
+    let (job_tx, job_rx) = mpsc::channel::<Job>(usize::try_from(chunk).unwrap_or(50));
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let (res_tx, res_rx) = mpsc::unbounded_channel::<RowResult>();
+
+    let transport = Arc::new(transport);
+    let (senders, rate) = match transport.as_ref() {
+        Transport::Smtp { server, .. } => (
+            server.connections.clamp(1, 32),
+            server.rate_per_second.filter(|r| *r > 0),
+        ),
+        Transport::Outbox(_) => (1, None),
+    };
+    let limiter = Arc::new(Limiter::new(rate));
+    // Notices pause/cancel within one poll even while the claimer waits on busy senders:
+    // jobs not yet started are then given back untried.
+    let watcher = {
+        let (store, scope, id, halt, poll) = (
+            ctx.store.clone(),
+            ctx.scope,
+            ctx.batch_id,
+            halt.clone(),
+            cfg.poll,
+        );
+        let mut stop = ctx.stop.clone();
+        let events = ctx.events.clone();
+        tokio::spawn(async move {
+            while !halt.load(Ordering::SeqCst) {
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = stop.changed() => {}
+                }
+                if *stop.borrow() {
+                    halt.store(true, Ordering::SeqCst);
+                    break;
+                }
+                if let Ok(b) = store.get_batch(scope, id).await
+                    && let Ok(status) = b.batch_status()
+                    && status != BatchStatus::Running
+                {
+                    // Stopped from outside (operator, another worker): tell the watchers.
+                    if !halt.swap(true, Ordering::SeqCst) {
+                        let _ = events.send(EngineEvent::StatusChanged {
+                            batch_id: id,
+                            status,
+                            reason: b.status_reason.clone(),
+                        });
+                    }
+                }
+            }
+        })
+    };
+    let mut sender_tasks = Vec::new();
+    for _ in 0..senders {
+        sender_tasks.push(tokio::spawn(sender_loop(
+            job_rx.clone(),
+            res_tx.clone(),
+            prepared.clone(),
+            transport.clone(),
+            cfg.clone(),
+            halt.clone(),
+            limiter.clone(),
+        )));
+    }
+    drop(res_tx);
+    let writer = tokio::spawn(writer_loop(
+        WriterCtx {
+            store: ctx.store.clone(),
+            scope: ctx.scope,
+            batch_id: ctx.batch_id,
+            config: cfg.clone(),
+            events: ctx.events.clone(),
+            halt: halt.clone(),
+            in_flight: in_flight.clone(),
+        },
+        res_rx,
+    ));
+
+    let mut seq: u64 = 0;
+    let result = loop {
+        if *ctx.stop.borrow() || halt.load(Ordering::SeqCst) {
+            break Ok(());
+        }
+        let batch = match ctx.store.get_batch(ctx.scope, ctx.batch_id).await {
+            Ok(b) => b,
+            Err(e) => break Err(e),
+        };
+        if batch.batch_status() != Ok(BatchStatus::Running) {
+            break Ok(());
+        }
+        if in_flight.load(Ordering::SeqCst) >= chunk * 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
+        seq += 1;
+        let token = format!("{}#{seq}", cfg.worker_id);
+        let claim = ctx
+            .store
+            .claim(ctx.scope, ctx.batch_id, &token, chunk, cfg.lease)
+            .await;
+        match claim {
+            Err(e) => break Err(e),
+            Ok(Claim::QuotaExhausted) => {
+                if in_flight.load(Ordering::SeqCst) > 0 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                match ctx.store.queue_counts(ctx.scope, ctx.batch_id).await {
+                    Ok(c) if c.open() > 0 => {
+                        if let Err(e) = pause(ctx, "monthly quota exhausted").await {
+                            break Err(e);
+                        }
+                        break Ok(());
+                    }
+                    Ok(_) => {
+                        if let Err(e) = complete(ctx).await {
+                            break Err(e);
+                        }
+                        break Ok(());
+                    }
+                    Err(e) => break Err(e),
+                }
+            }
+            Ok(Claim::Rows { rows, .. }) if rows.is_empty() => {
+                if in_flight.load(Ordering::SeqCst) > 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+                match ctx.store.queue_counts(ctx.scope, ctx.batch_id).await {
+                    Ok(c) if c.open() == 0 => {
+                        if let Err(e) = complete(ctx).await {
+                            break Err(e);
+                        }
+                        break Ok(());
+                    }
+                    Ok(_) => {
+                        let mut stop = ctx.stop.clone();
+                        tokio::select! {
+                            _ = tokio::time::sleep(cfg.poll) => {}
+                            _ = stop.changed() => {}
+                        }
+                    }
+                    Err(e) => break Err(e),
+                }
+            }
+            Ok(Claim::Rows { token, rows }) => {
+                in_flight.fetch_add(i64::try_from(rows.len()).unwrap_or(0), Ordering::SeqCst);
+                for r in rows {
+                    let job = Job {
+                        id: r.id,
+                        token: token.clone(),
+                        email: r.recipient_email,
+                        name: r.recipient_name,
+                        variables: r.variables.map(|j| j.0),
+                        attempts: r.attempts,
+                    };
+                    if job_tx.send(job).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    // Whatever is still queued is given back untried; in-flight sends finish.
+    halt.store(true, Ordering::SeqCst);
+    drop(job_tx);
+    for t in sender_tasks {
+        let _ = t.await;
+    }
+    let _ = writer.await;
+    watcher.abort();
+    result
+}
+
+/// A simple per-second limit shared by the connections of one batch: messages start at
+/// least `1/rate` seconds apart.
+struct Limiter {
+    interval: Option<Duration>,
+    next: Mutex<Instant>,
+}
+
+impl Limiter {
+    fn new(rate_per_second: Option<u32>) -> Limiter {
+        Limiter {
+            interval: rate_per_second.map(|r| Duration::from_secs(1) / r),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn wait(&self) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let at = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let at = (*next).max(now);
+            *next = at + interval;
+            at
+        };
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+    }
+}
+
+async fn complete(ctx: &Ctx) -> Result<(), DbError> {
+    match ctx
+        .store
+        .transition_batch(ctx.scope, ctx.batch_id, BatchStatus::Completed, None)
+        .await
+    {
+        Ok(b) => {
+            let _ = ctx.events.send(EngineEvent::Progress {
+                batch_id: ctx.batch_id,
+                sent: b.sent_count,
+                failed: b.failed_count,
+                open: 0,
+            });
+            let _ = ctx.events.send(EngineEvent::StatusChanged {
+                batch_id: ctx.batch_id,
+                status: BatchStatus::Completed,
+                reason: None,
+            });
+            Ok(())
+        }
+        Err(DbError::Conflict(_) | DbError::Invalid(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn build(prep: &Prepared, job: &Job) -> Result<lettre::Message, String> {
+    let recipient = Recipient {
+        email: job.email.clone(),
+        name: job.name.clone(),
+        variables: job.variables.clone(),
+    };
+    let rendered = prep
+        .renderer
+        .render(
+            &recipient,
+            prep.batch_vars.as_ref(),
+            &prep.tenant,
+            &prep.unsubscribe.url_for_template(),
+        )
+        .map_err(|e| e.to_string())?;
+    let parts = MessageParts {
+        from_email: &prep.from_email,
+        from_name: prep.from_name.as_deref(),
+        to_email: &job.email,
+        to_name: job.name.as_deref(),
+        reply_to: prep.reply_to.as_deref(),
+        unsubscribe: &prep.unsubscribe,
+    };
+    build_message(&parts, &rendered).map_err(|e| e.to_string())
+}
+
+fn message_id(m: &lettre::Message) -> Option<String> {
+    m.headers().get_raw("Message-ID").map(str::to_string)
+}
+
+/// A temporary failure: retried after the configured backoff, failed when retries are
+/// used up.
+fn retry_or_fail(
+    cfg: &EngineConfig,
+    job: &Job,
+    error: String,
+    response: Option<String>,
+) -> Outcome {
+    let used = usize::try_from(job.attempts.max(1)).unwrap_or(1);
+    match cfg.backoff.get(used - 1) {
+        Some(delay) => Outcome::Retry {
+            error,
+            smtp_response: response,
+            next_attempt_at: crate::db::now()
+                + chrono::Duration::from_std(*delay).unwrap_or(chrono::Duration::seconds(30)),
+        },
+        None => Outcome::Failed {
+            error: format!("gave up after {} attempts: {error}", job.attempts),
+            smtp_response: response,
+            message_id: None,
+        },
+    }
+}
+
+/// The server's words of an SMTP error: `550 5.1.1 <x>: user unknown`.
+fn server_words(e: &SendError) -> Option<String> {
+    let code = e.code?;
+    let text = e
+        .message
+        .split_once("): ")
+        .map(|(_, t)| t)
+        .unwrap_or(&e.message);
+    Some(format!("{code} {}", text.trim()))
+}
+
+fn classify(cfg: &EngineConfig, job: &Job, e: &SendError, mid: Option<String>) -> Outcome {
+    let words = server_words(e);
+    match e.code {
+        Some(code) if (500..600).contains(&code) => {
+            // lettre does not say which command failed; mailbox codes (550/551/553 and
+            // enhanced 5.1.x) are what servers answer to RCPT TO.
+            let at_rcpt = matches!(code, 550 | 551 | 553) || e.message.contains(" 5.1.");
+            if at_rcpt {
+                Outcome::Rejected {
+                    error: format!("recipient refused: {}", e.message),
+                    smtp_response: words,
+                    message_id: mid,
+                }
+            } else {
+                Outcome::Failed {
+                    error: format!("refused by the server: {}", e.message),
+                    smtp_response: words,
+                    message_id: mid,
+                }
+            }
+        }
+        _ => retry_or_fail(cfg, job, format!("temporary failure: {}", e.message), words),
+    }
+}
+
+async fn sender_loop(
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    results: mpsc::UnboundedSender<RowResult>,
+    prep: Arc<Prepared>,
+    transport: Arc<Transport>,
+    cfg: Arc<EngineConfig>,
+    halt: Arc<AtomicBool>,
+    limiter: Arc<Limiter>,
+) {
+    let mut conn: Option<crate::mail::SmtpConnection> = None;
+    let mut connect_failures: u32 = 0;
+    loop {
+        let job = { jobs.lock().await.recv().await };
+        let Some(job) = job else { break };
+        let outcome = if halt.load(Ordering::SeqCst) {
+            Outcome::Released
+        } else {
+            match build(&prep, &job) {
+                Err(e) => Outcome::Failed {
+                    error: format!("cannot build the message: {e}"),
+                    smtp_response: None,
+                    message_id: None,
+                },
+                Ok(msg) => {
+                    let mid = message_id(&msg);
+                    match transport.as_ref() {
+                        Transport::Outbox(dir) => match crate::mail::write_outbox(dir, &msg) {
+                            Ok(path) => Outcome::Sent {
+                                smtp_response: format!("written to {}", path.display()),
+                                message_id: mid,
+                            },
+                            Err(e) => retry_or_fail(&cfg, &job, e.to_string(), None),
+                        },
+                        Transport::Smtp { server, password } => {
+                            if conn.is_none() {
+                                if connect_failures > 0 {
+                                    let backoff = 50u64 << connect_failures.min(6);
+                                    tokio::time::sleep(Duration::from_millis(backoff)).await;
+                                }
+                                match crate::mail::connect(
+                                    server,
+                                    password.as_ref(),
+                                    cfg.smtp_timeout,
+                                )
+                                .await
+                                {
+                                    Ok((c, _)) => {
+                                        connect_failures = 0;
+                                        conn = Some(c);
+                                    }
+                                    Err(e) => {
+                                        connect_failures += 1;
+                                        let outcome =
+                                            retry_or_fail(&cfg, &job, e.to_string(), None);
+                                        let _ = results.send(RowResult {
+                                            id: job.id,
+                                            token: job.token.clone(),
+                                            outcome,
+                                        });
+                                        continue;
+                                    }
+                                }
+                            }
+                            limiter.wait().await;
+                            match conn.as_mut() {
+                                None => Outcome::Released,
+                                Some(c) => match c.send(&msg).await {
+                                    Ok(resp) => Outcome::Sent {
+                                        smtp_response: describe_response(&resp),
+                                        message_id: mid,
+                                    },
+                                    Err(e) => {
+                                        let broken = c.is_broken() || e.code.is_none();
+                                        let o = classify(&cfg, &job, &e, mid);
+                                        // lettre closes the session after a refused
+                                        // recipient: reconnect for the next one.
+                                        if broken || !matches!(o, Outcome::Sent { .. }) {
+                                            conn = None;
+                                        }
+                                        o
+                                    }
+                                },
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let _ = results.send(RowResult {
+            id: job.id,
+            token: job.token,
+            outcome,
+        });
+    }
+    if let Some(c) = conn {
+        let _ = c.quit().await;
+    }
+}
+
+struct WriterCtx {
+    store: Store,
+    scope: TenantScope,
+    batch_id: i32,
+    config: Arc<EngineConfig>,
+    events: broadcast::Sender<EngineEvent>,
+    halt: Arc<AtomicBool>,
+    in_flight: Arc<AtomicI64>,
+}
+
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+async fn writer_loop(w: WriterCtx, mut rx: mpsc::UnboundedReceiver<RowResult>) {
+    let mut buf: Vec<RowResult> = Vec::new();
+    let mut consecutive: u32 = 0;
+    let mut last_progress: Option<Instant> = None;
+    let mut open = true;
+    while open || !buf.is_empty() {
+        if open {
+            let deadline = tokio::time::sleep(w.config.flush_interval);
+            tokio::pin!(deadline);
+            while buf.len() < w.config.flush_every {
+                tokio::select! {
+                    r = rx.recv() => match r {
+                        Some(r) => buf.push(r),
+                        None => { open = false; break; }
+                    },
+                    _ = &mut deadline => break,
+                }
+            }
+        }
+        if buf.is_empty() {
+            continue;
+        }
+        match w.store.write_results(w.scope, w.batch_id, &buf).await {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(batch_id = w.batch_id, error = %e, "cannot write results; retrying");
+                let _ = w.events.send(EngineEvent::Error {
+                    batch_id: w.batch_id,
+                    message: e.to_string(),
+                });
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        }
+        let mut last_error = None;
+        for r in &buf {
+            match &r.outcome {
+                Outcome::Sent { .. } => consecutive = 0,
+                Outcome::Released => {}
+                Outcome::Rejected { error, .. }
+                | Outcome::Failed { error, .. }
+                | Outcome::Retry { error, .. } => {
+                    consecutive += 1;
+                    last_error = Some(error.clone());
+                }
+            }
+        }
+        w.in_flight
+            .fetch_sub(i64::try_from(buf.len()).unwrap_or(0), Ordering::SeqCst);
+        buf.clear();
+        if consecutive >= w.config.max_consecutive_failures && w.config.max_consecutive_failures > 0
+        {
+            let reason = format!(
+                "auto-paused after {consecutive} consecutive failures (last: {})",
+                last_error.unwrap_or_default()
+            );
+            consecutive = 0;
+            w.halt.store(true, Ordering::SeqCst);
+            match w
+                .store
+                .transition_batch(w.scope, w.batch_id, BatchStatus::Paused, Some(&reason))
+                .await
+            {
+                Ok(_) => {
+                    let _ = w.events.send(EngineEvent::StatusChanged {
+                        batch_id: w.batch_id,
+                        status: BatchStatus::Paused,
+                        reason: Some(reason),
+                    });
+                }
+                Err(e) => tracing::warn!(batch_id = w.batch_id, error = %e, "auto-pause refused"),
+            }
+        }
+        let due = last_progress.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
+        if (due || !open) && w.events.receiver_count() > 0 {
+            last_progress = Some(Instant::now());
+            if let (Ok(b), Ok(c)) = (
+                w.store.get_batch(w.scope, w.batch_id).await,
+                w.store.queue_counts(w.scope, w.batch_id).await,
+            ) {
+                let _ = w.events.send(EngineEvent::Progress {
+                    batch_id: w.batch_id,
+                    sent: b.sent_count,
+                    failed: b.failed_count,
+                    open: c.open(),
+                });
+            }
+        }
+    }
+}
