@@ -49,18 +49,12 @@ impl Groups {
 
     pub async fn load(&mut self, store: &Store, session: &Session) -> DbResult<()> {
         let scope = scope(session)?;
-        if self.table.needs_count() {
-            let total = store
-                .count_groups_matching(scope, self.table.search())
-                .await?;
-            self.table.set_total(total as usize);
-        }
-        while let Some(fetch) = self.table.plan() {
-            let rows = store
-                .list_groups(scope, fetch.page(), self.table.search())
-                .await?;
-            self.table.apply(fetch, rows);
-        }
+        self.table
+            .sync(
+                async |search| store.count_groups_matching(scope, search.as_deref()).await,
+                async |page, search| store.list_groups(scope, page, search.as_deref()).await,
+            )
+            .await?;
         let mut counts = HashMap::new();
         for g in &self.table.rows {
             counts.insert(g.id, store.contact_counts(scope, g.id).await?);
@@ -181,19 +175,20 @@ impl Contacts {
             return Ok(());
         };
         let scope = scope(session)?;
-        if self.table.needs_count() {
-            let total = store
-                .count_contacts(scope, group.id, self.table.search())
-                .await?;
-            self.table.set_total(total as usize);
-        }
-        while let Some(fetch) = self.table.plan() {
-            let rows = store
-                .list_contacts(scope, group.id, fetch.page(), self.table.search())
-                .await?;
-            self.table.apply(fetch, rows);
-        }
-        Ok(())
+        self.table
+            .sync(
+                async |search| {
+                    store
+                        .count_contacts(scope, group.id, search.as_deref())
+                        .await
+                },
+                async |page, search| {
+                    store
+                        .list_contacts(scope, group.id, page, search.as_deref())
+                        .await
+                },
+            )
+            .await
     }
 
     /// The tagged contacts, or the selected one when none is tagged.

@@ -29,19 +29,20 @@ impl Suppressions {
 
     pub async fn load(&mut self, store: &Store, session: &Session) -> DbResult<()> {
         let scope = scope(session)?;
-        if self.table.needs_count() {
-            let total = store
-                .count_suppressions_matching(scope, self.table.search())
-                .await?;
-            self.table.set_total(total as usize);
-        }
-        while let Some(fetch) = self.table.plan() {
-            let rows = store
-                .list_suppressions(scope, fetch.page(), self.table.search())
-                .await?;
-            self.table.apply(fetch, rows);
-        }
-        Ok(())
+        self.table
+            .sync(
+                async |search| {
+                    store
+                        .count_suppressions_matching(scope, search.as_deref())
+                        .await
+                },
+                async |page, search| {
+                    store
+                        .list_suppressions(scope, page, search.as_deref())
+                        .await
+                },
+            )
+            .await
     }
 
     pub fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme) {

@@ -61,19 +61,16 @@ impl Templates {
             self.table.rows.clear();
             return Ok(());
         };
-        if self.table.needs_count() {
-            let total = store
-                .count_templates_matching(scope, self.table.search())
-                .await?;
-            self.table.set_total(total as usize);
-        }
-        while let Some(fetch) = self.table.plan() {
-            let rows = store
-                .list_templates(scope, fetch.page(), self.table.search())
-                .await?;
-            self.table.apply(fetch, rows);
-        }
-        Ok(())
+        self.table
+            .sync(
+                async |search| {
+                    store
+                        .count_templates_matching(scope, search.as_deref())
+                        .await
+                },
+                async |page, search| store.list_templates(scope, page, search.as_deref()).await,
+            )
+            .await
     }
 
     pub fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme) {

@@ -30,17 +30,12 @@ impl Tenants {
     /// Brings the window in line with the selection (count, then the pages it needs).
     pub async fn load(&mut self, store: &Store, session: &Session) -> DbResult<()> {
         let all = session.actor.all_tenants()?;
-        if self.table.needs_count() {
-            let total = store.count_tenants(&all, self.table.search()).await?;
-            self.table.set_total(total as usize);
-        }
-        while let Some(fetch) = self.table.plan() {
-            let rows = store
-                .list_tenants(&all, fetch.page(), self.table.search())
-                .await?;
-            self.table.apply(fetch, rows);
-        }
-        Ok(())
+        self.table
+            .sync(
+                async |search| store.count_tenants(&all, search.as_deref()).await,
+                async |page, search| store.list_tenants(&all, page, search.as_deref()).await,
+            )
+            .await
     }
 
     pub fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme) {

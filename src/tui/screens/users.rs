@@ -25,17 +25,12 @@ impl Users {
 
     pub async fn load(&mut self, store: &Store, session: &Session) -> DbResult<()> {
         let scope = session.user_scope()?;
-        if self.table.needs_count() {
-            let total = store.count_users(scope, self.table.search()).await?;
-            self.table.set_total(total as usize);
-        }
-        while let Some(fetch) = self.table.plan() {
-            let rows = store
-                .list_users(scope, fetch.page(), self.table.search())
-                .await?;
-            self.table.apply(fetch, rows);
-        }
-        Ok(())
+        self.table
+            .sync(
+                async |search| store.count_users(scope, search.as_deref()).await,
+                async |page, search| store.list_users(scope, page, search.as_deref()).await,
+            )
+            .await
     }
 
     pub fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme) {

@@ -3,7 +3,7 @@
 //! and scrolls as fast as one of ten. The state is pure: `plan()` says which page to fetch,
 //! the screen fetches it and hands it to `apply()`. Counts come from `count_*`.
 
-use crate::db::Page;
+use crate::db::{DbResult, Page};
 
 /// A row that has a keyset id.
 pub trait Keyed {
@@ -189,6 +189,25 @@ impl<T: Keyed + Clone> VirtualTable<T> {
 
     pub fn page(&self) -> isize {
         self.height.max(1) as isize
+    }
+
+    /// Brings the window in line with the selection: the total when the filter or the data
+    /// changed, then every page `plan` asks for. Both queries get the current search, so
+    /// each screen only says which store calls serve it.
+    pub async fn sync(
+        &mut self,
+        count: impl AsyncFnOnce(Option<String>) -> DbResult<i64>,
+        mut fetch: impl AsyncFnMut(Page, Option<String>) -> DbResult<Vec<T>>,
+    ) -> DbResult<()> {
+        if self.needs_count() {
+            let total = count(self.search().map(str::to_string)).await?;
+            self.set_total(total.max(0) as usize);
+        }
+        while let Some(plan) = self.plan() {
+            let rows = fetch(plan.page(), self.search().map(str::to_string)).await?;
+            self.apply(plan, rows);
+        }
+        Ok(())
     }
 
     /// The next page needed to show rows `offset..offset+height`, if any.
