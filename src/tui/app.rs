@@ -47,6 +47,7 @@ pub enum FormPurpose {
     NewTemplate,
     DuplicateTemplate(Box<Template>),
     Smtp,
+    NewSender,
     /// Groups, contacts, suppression: handled in `app/groups_ops.rs`.
     More(groups_ops::MoreForm),
 }
@@ -64,6 +65,11 @@ pub enum Pending {
     },
     SetTemplateActive {
         id: i32,
+        active: bool,
+    },
+    SetSenderActive {
+        id: i32,
+        email: String,
         active: bool,
     },
     /// Close the editor, dropping its unsaved changes.
@@ -781,7 +787,8 @@ impl App {
             ScreenId::Tenants => self.tenants.table.move_by(delta),
             ScreenId::Users => self.users.table.move_by(delta),
             ScreenId::Templates => self.templates.table.move_by(delta),
-            ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp => return,
+            ScreenId::Smtp => self.smtp.move_by(delta),
+            ScreenId::Dashboard | ScreenId::Editor => return,
             ScreenId::Groups => self.groups.table.move_by(delta),
             ScreenId::Contacts => self.contacts.table.move_by(delta),
             ScreenId::Suppression => self.suppressions.table.move_by(delta),
@@ -897,7 +904,11 @@ impl App {
             ScreenId::Tenants => tenants::new_form(FormPurpose::NewTenant),
             ScreenId::Users => users::new_form(FormPurpose::NewUser, session),
             ScreenId::Templates => templates::new_form(FormPurpose::NewTemplate),
-            ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp => return,
+            ScreenId::Smtp if session.tenant.is_some() => smtp::sender_form(FormPurpose::NewSender),
+            ScreenId::Smtp => {
+                return self.deny("sender addresses belong to a tenant: pick one first".into());
+            }
+            ScreenId::Dashboard | ScreenId::Editor => return,
             _ => return self.open_create_more(),
         }));
     }
@@ -1012,7 +1023,34 @@ impl App {
                     Pending::SetTemplateActive { id: t.id, active },
                 )
             }
-            ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp => return,
+            ScreenId::Smtp => {
+                let Some(s) = self.smtp.selected_sender() else {
+                    return;
+                };
+                let active = !s.is_active;
+                let (title, what) = if active {
+                    ("Activate sender", "It can be chosen as From again.")
+                } else {
+                    (
+                        "Deactivate sender",
+                        "It can no longer be chosen as From; it is kept.",
+                    )
+                };
+                Confirm::new(
+                    title,
+                    format!(
+                        "{} {}? {what}",
+                        title.split(' ').next().unwrap_or(title),
+                        s.email
+                    ),
+                    Pending::SetSenderActive {
+                        id: s.id,
+                        email: s.email.clone(),
+                        active,
+                    },
+                )
+            }
+            ScreenId::Dashboard | ScreenId::Editor => return,
             _ => return self.ask_toggle_more(),
         };
         self.popup = Some(Popup::Confirm(confirm));
@@ -1106,6 +1144,14 @@ impl App {
                         )
                     })
             }
+            Pending::SetSenderActive { id, email, active } => {
+                smtp::set_sender_active(&self.store, &session, id, active)
+                    .await
+                    .map(|()| {
+                        let state = if active { "activated" } else { "deactivated" };
+                        (ScreenId::Smtp, format!("sender {email} {state}"))
+                    })
+            }
             Pending::More(p) => self.confirmed_more(&session, p).await,
         };
         match result {
@@ -1162,6 +1208,10 @@ impl App {
                     crate::db::SmtpSettings::Outbox(_) => "outbox transport saved",
                 };
                 (ScreenId::Smtp, what.to_string())
+            }
+            FormPurpose::NewSender => {
+                let s = smtp::add_sender(&store, &session, form).await?;
+                (ScreenId::Smtp, format!("sender address {} added", s.email))
             }
             FormPurpose::NewTemplate => {
                 let t = templates::create(&store, &session, form).await?;

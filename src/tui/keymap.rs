@@ -572,6 +572,40 @@ pub const COMMANDS: &[CommandSpec] = &[
             Only(Smtp),
         )
     }),
+    shown(writes(
+        spec(
+            Cmd::Create,
+            "new-sender",
+            &["n"],
+            "new sender address",
+            Only(Smtp),
+        ),
+        Perm::ManageSmtp,
+    )),
+    shown(writes(
+        spec(
+            Cmd::ToggleActive,
+            "toggle-sender",
+            &["d"],
+            "deactivate/activate sender",
+            Only(Smtp),
+        ),
+        Perm::ManageSmtp,
+    )),
+    spec(
+        Cmd::Up,
+        "sender-up",
+        &["k", "up"],
+        "previous sender",
+        Only(Smtp),
+    ),
+    spec(
+        Cmd::Down,
+        "sender-down",
+        &["j", "down"],
+        "next sender",
+        Only(Smtp),
+    ),
 ];
 
 impl CommandSpec {

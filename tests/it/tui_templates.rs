@@ -465,3 +465,65 @@ async fn smtp_test_connection_report_popup() {
     })
     .await;
 }
+
+/// #4 item 8: a tenant admin manages the tenant's sender addresses from the settings
+/// screen: add one (a bad address is refused in the form, nothing stored), deactivate it
+/// with a confirmation, and the From choices of the transport form follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_sender_addresses_add_and_deactivate() {
+    with_sqlite(|store| async move {
+        let scope = seed(&store).await;
+        let dir = tempfile::tempdir().unwrap();
+        let size = (80, 24);
+        let mut app = app_as(&store, "alice", size, opts_in(dir.path())).await;
+        press(&mut app, "7").await;
+        snap("smtp_senders_empty", size, render(&app, size));
+
+        // An invalid address stays in the form with the reason.
+        press(&mut app, "n").await;
+        press(&mut app, "not an address").await;
+        press_code(&mut app, KeyCode::Enter).await;
+        assert!(app.popup.is_some(), "the form stays open on a bad address");
+        assert!(store.list_tenant_emails(scope).await.unwrap().is_empty());
+        press_code(&mut app, KeyCode::Esc).await;
+
+        for (email, name) in [
+            ("news@acme.test", "Acme\r\nBcc: evil@x.test"),
+            ("ops@acme.test", ""),
+        ] {
+            press(&mut app, "n").await;
+            press(&mut app, email).await;
+            press_code(&mut app, KeyCode::Tab).await;
+            press(&mut app, name).await;
+            press_code(&mut app, KeyCode::Enter).await;
+            assert!(app.popup.is_none(), "form closed: {:?}", app.popup);
+        }
+        let senders = store.list_tenant_emails(scope).await.unwrap();
+        assert_eq!(senders.len(), 2);
+        // The display name never carries a line break into a header.
+        let name = senders[0].name.clone().unwrap_or_default();
+        assert!(!name.contains('\r') && !name.contains('\n'), "{name:?}");
+        snap("smtp_senders", size, render(&app, size));
+
+        // Deactivate the second one (j moves the selection) after a confirmation.
+        press(&mut app, "jd").await;
+        let screen = render(&app, size);
+        assert!(screen.contains("Deactivate ops@acme.test?"), "{screen}");
+        press(&mut app, "y").await;
+        let senders = store.list_tenant_emails(scope).await.unwrap();
+        assert_eq!(
+            senders
+                .iter()
+                .map(|s| (s.email.as_str(), s.is_active))
+                .collect::<Vec<_>>(),
+            vec![("news@acme.test", true), ("ops@acme.test", false)]
+        );
+        assert_eq!(
+            app.smtp.senders.len(),
+            1,
+            "only active senders are From choices"
+        );
+        snap("smtp_senders_deactivated", size, render(&app, size));
+    })
+    .await;
+}

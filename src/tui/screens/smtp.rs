@@ -1,13 +1,14 @@
-//! The tenant's mail transport (tenant admins and super admins): the current settings (the
-//! password never shown, only whether one is stored), a form to change them or switch to the
-//! outbox, and a connection test whose report appears in a popup.
+//! The tenant's mail settings (tenant admins and super admins): the current transport (the
+//! password never shown, only whether one is stored), a form to change it or switch to the
+//! outbox, a connection test whose report appears in a popup, and the tenant's sender
+//! addresses (`tenants_tenantemail`, the From choices): add, deactivate, activate.
 
 use std::path::Path;
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Wrap};
+use ratatui::widgets::{Block, Paragraph, Row, Table, TableState, Wrap};
 
 use super::Session;
 use super::templates::scope;
@@ -26,6 +27,10 @@ pub struct Smtp {
     pub settings: Option<SmtpSettings>,
     /// The tenant's active sender addresses (the From choices).
     pub senders: Vec<TenantEmail>,
+    /// Every sender address of the tenant, inactive ones included (the lower pane).
+    pub all_senders: Vec<TenantEmail>,
+    /// Index of the selected sender address in `all_senders`.
+    pub selected: usize,
     pub loaded: bool,
 }
 
@@ -54,14 +59,26 @@ impl Smtp {
             return Ok(());
         };
         self.settings = store.smtp_settings(scope).await?;
-        self.senders = store
-            .list_tenant_emails(scope)
-            .await?
-            .into_iter()
+        self.all_senders = store.list_tenant_emails(scope).await?;
+        self.senders = self
+            .all_senders
+            .iter()
             .filter(|s| s.is_active)
+            .cloned()
             .collect();
+        self.selected = self.selected.min(self.all_senders.len().saturating_sub(1));
         self.loaded = true;
         Ok(())
+    }
+
+    /// Moves the sender selection by `delta` rows, clamped to the list.
+    pub fn move_by(&mut self, delta: isize) {
+        let last = self.all_senders.len().saturating_sub(1) as isize;
+        self.selected = (self.selected as isize + delta).clamp(0, last.max(0)) as usize;
+    }
+
+    pub fn selected_sender(&self) -> Option<&TenantEmail> {
+        self.all_senders.get(self.selected)
     }
 
     fn lines(&self, theme: &Theme) -> Vec<Line<'static>> {
@@ -129,14 +146,65 @@ impl Smtp {
         } else {
             self.lines(theme)
         };
+        let [top, bottom] = if domain.is_some() {
+            let high = (body.len() as u16 + 2).min(area.height.saturating_sub(5));
+            Layout::vertical([Constraint::Length(high), Constraint::Fill(1)]).areas(area)
+        } else {
+            [area, Rect::default()]
+        };
         frame.render_widget(
             Paragraph::new(body).wrap(Wrap { trim: false }).block(
                 Block::bordered()
                     .title(Span::styled(title, theme.accent()))
                     .style(theme.base()),
             ),
-            area,
+            top,
         );
+        if domain.is_some() {
+            self.draw_senders(frame, bottom, theme);
+        }
+    }
+
+    fn draw_senders(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let block = Block::bordered()
+            .title(Span::styled(
+                format!(" Sender addresses ({}) ", self.all_senders.len()),
+                theme.accent(),
+            ))
+            .style(theme.base());
+        if self.all_senders.is_empty() {
+            frame.render_widget(
+                Paragraph::new("No sender addresses yet: press n to add one (used as From).")
+                    .block(block),
+                area,
+            );
+            return;
+        }
+        let rows = self.all_senders.iter().map(|s| {
+            let row = Row::new(vec![
+                s.email.clone(),
+                s.name.clone().unwrap_or_default(),
+                if s.is_active { "active" } else { "inactive" }.to_string(),
+            ]);
+            if s.is_active {
+                row
+            } else {
+                row.style(theme.muted())
+            }
+        });
+        let table = Table::new(
+            rows,
+            [
+                Constraint::Fill(2),
+                Constraint::Fill(1),
+                Constraint::Length(9),
+            ],
+        )
+        .header(Row::new(vec!["Email", "Name", "Status"]).style(theme.accent()))
+        .row_highlight_style(theme.selected())
+        .block(block);
+        let mut state = TableState::default().with_selected(Some(self.selected));
+        frame.render_stateful_widget(table, area, &mut state);
     }
 
     pub fn form<P>(&self, purpose: P) -> Form<P> {
@@ -188,6 +256,41 @@ impl Smtp {
             ],
         )
     }
+}
+
+/// The "new sender address" form.
+pub fn sender_form<P>(purpose: P) -> Form<P> {
+    Form::new(
+        "New sender address",
+        purpose,
+        vec![
+            Field::text("email", "Email", "").with_check(required),
+            Field::text("name", "Display name", ""),
+        ],
+    )
+}
+
+pub async fn add_sender<P>(
+    store: &Store,
+    session: &Session,
+    form: &Form<P>,
+) -> DbResult<TenantEmail> {
+    let scope = scope(session)?;
+    let name = opt(form.value("name"));
+    store
+        .add_tenant_email(scope, form.value("email"), name.as_deref())
+        .await
+}
+
+pub async fn set_sender_active(
+    store: &Store,
+    session: &Session,
+    id: i32,
+    active: bool,
+) -> DbResult<()> {
+    store
+        .set_tenant_email_active(scope(session)?, id, active)
+        .await
 }
 
 /// Saves the form: SMTP (the typed password encrypted; empty keeps the stored one) or the
