@@ -747,3 +747,137 @@ store_test!(migrate_is_idempotent, |store| async move {
         assert!(store.table_exists(table).await.unwrap(), "{table} missing");
     }
 });
+
+// The counts the TUI's virtual tables size themselves with must agree with the pages they
+// fetch, for every search (case-insensitive, LIKE wildcards taken literally), on both
+// backends, and never count another tenant's rows.
+store_test!(search_counts_agree_with_pages, |store| async move {
+    let (_, sa) = tenant(&store, "counts-a.example.com").await;
+    let (_, sb) = tenant(&store, "counts-b.example.com").await;
+    for scope in [sa, sb] {
+        for name in ["Customers", "customers_eu", "Partners 100%", "Staff"] {
+            let g = store
+                .create_group(scope, name, Some("Main LIST"))
+                .await
+                .unwrap();
+            for email in ["ann@x.test", "Bob_1@x.test", "carl@y.test"] {
+                store
+                    .add_contact(
+                        scope,
+                        g.id,
+                        &NewContact {
+                            email: email.into(),
+                            name: Some(format!("{name} member")),
+                            variables: None,
+                        },
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+        for (name, subject) in [("Welcome", "Hello 50% off"), ("Digest", "WEEKLY news")] {
+            store
+                .create_template(
+                    scope,
+                    &NewTemplate {
+                        name: name.into(),
+                        subject: subject.into(),
+                        body_html: Some("<p>hi</p>".into()),
+                        body_text: None,
+                        variables: None,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        for email in ["gone@x.test", "left_1@y.test"] {
+            store
+                .suppress(scope, email, "unsubscribed", None, None)
+                .await
+                .unwrap();
+        }
+    }
+    let searches = [
+        None,
+        Some("CUST"),
+        Some("_"),
+        Some("%"),
+        Some("list"),
+        Some("zzz"),
+    ];
+    for search in searches {
+        let groups = store
+            .list_groups(sa, Page::first(100), search)
+            .await
+            .unwrap();
+        let n = store.count_groups_matching(sa, search).await.unwrap();
+        assert_eq!(n, groups.len() as i64, "groups matching {search:?}");
+        let templates = store
+            .list_templates(sa, Page::first(100), search)
+            .await
+            .unwrap();
+        let n = store.count_templates_matching(sa, search).await.unwrap();
+        assert_eq!(n, templates.len() as i64, "templates matching {search:?}");
+        let supp = store
+            .list_suppressions(sa, Page::first(100), search)
+            .await
+            .unwrap();
+        let n = store.count_suppressions_matching(sa, search).await.unwrap();
+        assert_eq!(n, supp.len() as i64, "suppressions matching {search:?}");
+        let g = &store.list_groups(sa, Page::first(1), None).await.unwrap()[0];
+        let contacts = store
+            .list_contacts(sa, g.id, Page::first(100), search)
+            .await
+            .unwrap();
+        let n = store.count_contacts(sa, g.id, search).await.unwrap();
+        assert_eq!(n, contacts.len() as i64, "contacts matching {search:?}");
+    }
+    // The expected figures, so an always-empty result cannot pass.
+    assert_eq!(store.count_groups_matching(sa, None).await.unwrap(), 4);
+    assert_eq!(
+        store.count_groups_matching(sa, Some("cust")).await.unwrap(),
+        2
+    );
+    assert_eq!(store.count_groups_matching(sa, Some("_")).await.unwrap(), 1);
+    assert_eq!(store.count_groups_matching(sa, Some("%")).await.unwrap(), 1);
+    assert_eq!(
+        store.count_groups_matching(sa, Some("list")).await.unwrap(),
+        4
+    );
+    assert_eq!(
+        store.count_templates_matching(sa, Some("%")).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_templates_matching(sa, Some("weekly"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_suppressions_matching(sa, Some("_"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_suppressions_matching(sa, Some("UNSUB"))
+            .await
+            .unwrap(),
+        2
+    );
+    let g = &store.list_groups(sa, Page::first(1), None).await.unwrap()[0];
+    assert_eq!(store.count_contacts(sa, g.id, Some("_")).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .count_contacts(sa, g.id, Some("MEMBER"))
+            .await
+            .unwrap(),
+        3
+    );
+    // Another tenant's group id counts nothing.
+    assert_eq!(store.count_contacts(sb, g.id, None).await.unwrap(), 0);
+});

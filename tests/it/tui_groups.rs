@@ -336,3 +336,66 @@ async fn suppression_add_remove_and_readonly() {
     })
     .await;
 }
+
+/// #4 item 1: deleting a group that a running batch uses is refused with the reason in the
+/// status line, and nothing is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_group_in_use_is_refused_with_the_reason() {
+    with_sqlite(|store| async move {
+        seed(&store).await;
+        let scope = seed_groups(&store).await;
+        let customers = store.find_group(scope, "Customers").await.unwrap();
+        let t = store
+            .create_template(
+                scope,
+                &recalliq::db::NewTemplate {
+                    name: "Hello".into(),
+                    subject: "Hi".into(),
+                    body_html: Some("<p>Hi</p>".into()),
+                    body_text: None,
+                    variables: None,
+                },
+            )
+            .await
+            .unwrap();
+        let b = store
+            .create_batch(
+                scope,
+                &recalliq::db::NewBatch {
+                    name: "Spring sale".into(),
+                    template_id: t.id,
+                    group_ids: vec![customers.id],
+                    variables: None,
+                    scheduled_at: None,
+                },
+            )
+            .await
+            .unwrap();
+        let (running, _) = store.start_batch(scope, b.id).await.unwrap();
+        assert_eq!(running.status, "running");
+
+        let size = (80, 24);
+        let mut app = app_as(&store, "alice", size, opts()).await;
+        press(&mut app, "4").await;
+        press_code(&mut app, KeyCode::Home).await;
+        press(&mut app, "x").await;
+        assert!(app.popup.is_some(), "delete asks first");
+        press(&mut app, "y").await;
+        let screen = render(&app, size);
+        assert!(
+            screen.contains("is used by running batch"),
+            "the refusal is shown: {screen}"
+        );
+        snap("groups_delete_refused", size, screen);
+        let still = store.get_group(scope, customers.id).await.unwrap();
+        assert_eq!(still.name, "Customers");
+        assert_eq!(
+            store
+                .count_contacts(scope, customers.id, None)
+                .await
+                .unwrap(),
+            3
+        );
+    })
+    .await;
+}
