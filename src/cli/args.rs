@@ -21,6 +21,9 @@ pub struct Cli {
     /// Preselect this user on the login screen
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+    /// Run a command as this RecallIQ user: their role's permissions and their tenant only
+    #[arg(long = "as", global = true, env = "RECALLIQ_AS", value_name = "USER")]
+    pub as_user: Option<String>,
     /// Disable every write in the TUI
     #[arg(long)]
     pub readonly: bool,

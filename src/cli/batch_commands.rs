@@ -9,11 +9,11 @@ use super::commands::{open, tenant_by_domain};
 use super::output::{print_json, print_table};
 use super::{CliError, CliResult};
 use crate::config::Config;
-use crate::db::{Actor, Batch, NewBatch, Page, QueueCounts, Store, TenantScope};
+use crate::db::{Batch, NewBatch, Page, QueueCounts, Store, TenantScope};
 use crate::engine::{Engine, EngineConfig};
 
 async fn scope_of(store: &Store, id: i32, tenant: Option<&str>) -> CliResult<TenantScope> {
-    let scope = store.batch_scope(&Actor::system(), id).await?;
+    let scope = store.batch_scope(&super::acting::actor(), id).await?;
     if let Some(domain) = tenant {
         let t = tenant_by_domain(store, domain).await?;
         if t.id != scope.tenant_id() {
@@ -58,7 +58,7 @@ pub async fn batch_command(config: &Config, cmd: BatchCommand) -> CliResult<u8> 
             schedule,
         } => {
             let t = tenant_by_domain(&store, &tenant).await?;
-            let scope = Actor::system().tenant_scope(t.id)?;
+            let scope = super::acting::actor().tenant_scope(t.id)?;
             let template = store.find_template(scope, &template).await?;
             let mut group_ids = Vec::new();
             for g in &groups {
@@ -119,7 +119,7 @@ pub async fn batch_command(config: &Config, cmd: BatchCommand) -> CliResult<u8> 
         }
         BatchCommand::List { tenant, json } => {
             let t = tenant_by_domain(&store, &tenant).await?;
-            let scope = Actor::system().tenant_scope(t.id)?;
+            let scope = super::acting::actor().tenant_scope(t.id)?;
             let mut all = Vec::new();
             let mut page = Page::first(500);
             loop {

@@ -1,6 +1,6 @@
-//! Handlers of the subcommands. Each opens the store, acts as the shell's `Actor::system()`
-//! (whoever holds the database credentials can do anything anyway) and prints a table or
-//! JSON.
+//! Handlers of the subcommands. Each opens the store, acts as `acting::actor()` (the
+//! shell's `Actor::system()`, or the `--as` user with their role's permissions) and prints
+//! a table or JSON.
 
 use std::io::Read;
 
@@ -15,6 +15,10 @@ use crate::domain::{Role, TenantPlan};
 /// Runs the parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> CliResult<u8> {
     let config = Config::load(cli.database_url.as_deref(), cli.config.as_deref())?;
+    if let (Some(user), Some(cmd)) = (&cli.as_user, &cli.command) {
+        let store = open(&config).await?;
+        super::acting::establish(&store, user, cmd).await?;
+    }
     match cli.command {
         None => {
             let store = open(&config).await?;
@@ -109,14 +113,25 @@ pub(super) fn read_password_stdin() -> CliResult<String> {
     Ok(password)
 }
 
+/// The tenant of `domain`, if the acting user may act in it (`--as`): a tenant user naming
+/// another tenant gets the same answer as for a domain that does not exist.
 pub(super) async fn tenant_by_domain(store: &Store, domain: &str) -> CliResult<Tenant> {
     let all = Actor::system().all_tenants()?;
-    Ok(store.tenant_by_domain(&all, domain).await?)
+    let t = store.tenant_by_domain(&all, domain).await?;
+    let actor = super::acting::actor();
+    if actor.tenant_scope(t.id).is_err() {
+        return Err(crate::db::DbError::NotFound(format!(
+            "tenant with domain '{}'",
+            domain.trim()
+        ))
+        .into());
+    }
+    Ok(t)
 }
 
 async fn user_command(config: &Config, cmd: UserCommand) -> CliResult<u8> {
     let store = open(config).await?;
-    let all = Actor::system().all_tenants()?;
+    let all = || super::acting::actor().all_tenants();
     match cmd {
         UserCommand::Create {
             username,
@@ -161,20 +176,20 @@ async fn user_command(config: &Config, cmd: UserCommand) -> CliResult<u8> {
                 first_name,
                 last_name,
             };
-            let user = store.create_user(UserScope::All(all), &new).await?;
+            let user = store.create_user(UserScope::All(all()?), &new).await?;
             println!("{}", user.id);
             Ok(0)
         }
         UserCommand::Passwd { username, .. } => {
             let user = store
-                .user_by_username(UserScope::All(all), &username)
+                .user_by_username(UserScope::All(all()?), &username)
                 .await?;
             let password = read_password_stdin()?;
             let hash = auth::make_password_blocking(password)
                 .await
                 .map_err(|e| CliError::failed(e.to_string()))?;
             store
-                .set_password_hash(UserScope::All(all), user.id, &hash)
+                .set_password_hash(UserScope::All(all()?), user.id, &hash)
                 .await?;
             println!("password of {} changed", user.username);
             Ok(0)
@@ -183,9 +198,9 @@ async fn user_command(config: &Config, cmd: UserCommand) -> CliResult<u8> {
             let scope = match &tenant {
                 Some(d) => {
                     let t = tenant_by_domain(&store, d).await?;
-                    UserScope::Tenant(Actor::system().tenant_scope(t.id)?)
+                    UserScope::Tenant(super::acting::actor().tenant_scope(t.id)?)
                 }
-                None => UserScope::All(all),
+                None => UserScope::All(all()?),
             };
             let users = collect_pages(|page| store.list_users(scope, page, None), |u| u.id).await?;
             if json {
@@ -219,9 +234,11 @@ async fn user_command(config: &Config, cmd: UserCommand) -> CliResult<u8> {
         }
         UserCommand::Deactivate { username } => {
             let user = store
-                .user_by_username(UserScope::All(all), &username)
+                .user_by_username(UserScope::All(all()?), &username)
                 .await?;
-            store.deactivate_user(UserScope::All(all), user.id).await?;
+            store
+                .deactivate_user(UserScope::All(all()?), user.id)
+                .await?;
             println!("{} deactivated", user.username);
             Ok(0)
         }
@@ -230,7 +247,7 @@ async fn user_command(config: &Config, cmd: UserCommand) -> CliResult<u8> {
 
 async fn tenant_command(config: &Config, cmd: TenantCommand) -> CliResult<u8> {
     let store = open(config).await?;
-    let all = Actor::system().all_tenants()?;
+    let all = || super::acting::actor().all_tenants();
     match cmd {
         TenantCommand::Create {
             name,
@@ -249,11 +266,12 @@ async fn tenant_command(config: &Config, cmd: TenantCommand) -> CliResult<u8> {
                 monthly_email_limit: monthly_limit,
                 ..NewTenant::default()
             };
-            let t = store.create_tenant(&all, &new).await?;
+            let t = store.create_tenant(&all()?, &new).await?;
             println!("{}", t.id);
             Ok(0)
         }
         TenantCommand::List { json } => {
+            let all = all()?;
             let tenants =
                 collect_pages(|page| store.list_tenants(&all, page, None), |t| t.id).await?;
             if json {

@@ -11,11 +11,11 @@ use super::commands::{collect_pages, tenant_by_domain};
 use super::output::{print_json, print_table};
 use super::{CliError, CliResult};
 use crate::csvio::{self, ParsedCsv};
-use crate::db::{Actor, Group, NewContact, Page, Store, TenantScope};
+use crate::db::{Group, NewContact, Page, Store, TenantScope};
 
 async fn scope_of(store: &Store, domain: &str) -> CliResult<TenantScope> {
     let t = tenant_by_domain(store, domain).await?;
-    Ok(Actor::system().tenant_scope(t.id)?)
+    Ok(super::acting::actor().tenant_scope(t.id)?)
 }
 
 fn read_file(path: &std::path::Path) -> CliResult<Vec<u8>> {

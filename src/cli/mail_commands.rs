@@ -12,7 +12,7 @@ use super::output::{print_json, print_table};
 use super::{CliError, CliResult};
 use crate::config::Config;
 use crate::db::{
-    Actor, Contact, NewTemplate, OutboxSettings, Page, Security, SmtpServer, SmtpSettings, Store,
+    Contact, NewTemplate, OutboxSettings, Page, Security, SmtpServer, SmtpSettings, Store,
     Template, Tenant, TenantScope,
 };
 use crate::mail::{self, MessageParts, Unsubscribe};
@@ -39,7 +39,7 @@ impl From<crate::secrets::SecretError> for CliError {
 
 async fn tenant_and_scope(store: &Store, domain: &str) -> CliResult<(Tenant, TenantScope)> {
     let t = tenant_by_domain(store, domain).await?;
-    let scope = Actor::system().tenant_scope(t.id)?;
+    let scope = super::acting::actor().tenant_scope(t.id)?;
     Ok((t, scope))
 }
 

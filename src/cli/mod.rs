@@ -2,6 +2,7 @@
 //! table / JSON output (`output.rs`). Every error leaves as one line with an exit code:
 //! 1 for a refused operation, 2 for usage, configuration or an unreachable database.
 
+mod acting;
 mod args;
 mod batch_commands;
 mod commands;

@@ -405,3 +405,106 @@ async fn postgres_needs_explicit_migrate_then_works() {
     assert!(r4.stdout.contains("p.test"));
     let _ = pg_server_url();
 }
+
+/// #3 item 3 in the CLI: `--as USER` applies the permission matrix and the user's tenant
+/// scope to a command; without it the shell's operator acts as the system.
+#[test]
+fn as_user_applies_roles_and_tenant_scope() {
+    crate::support::cli::on_both_backends(|env| {
+        for d in ["a.test", "b.test"] {
+            env.run(&["tenant", "create", "--name", d, "--domain", d], None)
+                .ok();
+        }
+        for (name, role, tenant) in [
+            ("sam", "staff", "a.test"),
+            ("vic", "user", "a.test"),
+            ("tia", "tenant_admin", "a.test"),
+            ("old", "staff", "a.test"),
+        ] {
+            env.run(
+                &[
+                    "user",
+                    "create",
+                    "--username",
+                    name,
+                    "--email",
+                    &format!("{name}@{tenant}"),
+                    "--role",
+                    role,
+                    "--tenant",
+                    tenant,
+                    "--password-stdin",
+                ],
+                Some(PW),
+            )
+            .ok();
+        }
+        env.run(&["user", "deactivate", "old"], None).ok();
+        env.run(
+            &["group", "create", "--tenant", "b.test", "--name", "Secret"],
+            None,
+        )
+        .ok();
+
+        // Staff may create groups in their tenant...
+        env.run(
+            &[
+                "--as", "sam", "group", "create", "--tenant", "a.test", "--name", "News",
+            ],
+            None,
+        )
+        .ok();
+        // ...but another tenant looks like a tenant that does not exist.
+        env.run(
+            &["--as", "sam", "group", "list", "--tenant", "b.test"],
+            None,
+        )
+        .fails_with(1, "tenant with domain 'b.test'");
+        env.run(
+            &[
+                "--as", "sam", "group", "delete", "--tenant", "b.test", "Secret", "--yes",
+            ],
+            None,
+        )
+        .fails_with(1, "tenant with domain 'b.test'");
+        let groups = env.json(&["group", "list", "--tenant", "b.test", "--json"]);
+        assert_eq!(groups.as_array().map(|a| a.len()), Some(1), "{groups}");
+        // A read-only user reads, and is told why a write is refused.
+        let listed = env.json(&[
+            "--as", "vic", "group", "list", "--tenant", "a.test", "--json",
+        ]);
+        assert_eq!(listed[0]["name"], "News", "{listed}");
+        env.run(
+            &[
+                "--as", "vic", "group", "create", "--tenant", "a.test", "--name", "X",
+            ],
+            None,
+        )
+        .fails_with(1, "read-only");
+        // SMTP settings: tenant admins only.
+        env.run(&["--as", "sam", "smtp", "test", "--tenant", "a.test"], None)
+            .fails_with(1, "SMTP");
+        // Cross-tenant and installation-wide commands need a super admin.
+        env.run(&["--as", "tia", "tenant", "list"], None)
+            .fails_with(1, "tenant");
+        env.run(&["--as", "tia", "migrate"], None)
+            .fails_with(1, "only the installation's operator");
+        // The variable works like the flag; unknown and deactivated users are refused.
+        let r = env.run_env(
+            &["group", "create", "--tenant", "a.test", "--name", "Y"],
+            None,
+            &[("RECALLIQ_AS", "vic")],
+        );
+        r.fails_with(1, "read-only");
+        env.run(
+            &["--as", "nobody", "group", "list", "--tenant", "a.test"],
+            None,
+        )
+        .fails_with(1, "no user named 'nobody'");
+        env.run(
+            &["--as", "old", "group", "list", "--tenant", "a.test"],
+            None,
+        )
+        .fails_with(1, "deactivated");
+    });
+}
