@@ -332,6 +332,7 @@ impl Store {
         limit: i64,
         lease: std::time::Duration,
     ) -> DbResult<Claim> {
+        self.ensure_batch_in_scope(scope, batch_id).await?;
         let ts = now();
         let expires =
             ts + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
@@ -403,6 +404,7 @@ impl Store {
         batch_id: i32,
         results: &[RowResult],
     ) -> DbResult<WriteCounts> {
+        self.ensure_batch_in_scope(scope, batch_id).await?;
         if let Some(pg) = self.pg_pool() {
             return write_results_pg(pg, scope, batch_id, results).await;
         }
@@ -631,4 +633,21 @@ async fn write_results_pg(
     }
     tx.commit().await?;
     Ok(c)
+}
+
+impl Store {
+    /// Refuses a batch id of another tenant: the claim and write paths address rows by
+    /// batch and lease token, so the tenant is checked here once per call.
+    async fn ensure_batch_in_scope(&self, scope: TenantScope, batch_id: i32) -> DbResult<()> {
+        let found: Option<i32> = on_pool!(self, p => {
+            sqlx::query_scalar("SELECT id FROM batches_batch WHERE id = $1 AND tenant_id = $2")
+                .bind(batch_id)
+                .bind(scope.tenant_id())
+                .fetch_optional(p)
+                .await?
+        });
+        found
+            .map(|_| ())
+            .ok_or_else(|| DbError::NotFound(format!("batch #{batch_id}")))
+    }
 }
