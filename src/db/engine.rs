@@ -142,6 +142,8 @@ const RELEASE: &str = "UPDATE tenants_tenant SET emails_sent_this_month =
 
 impl Store {
     /// The tenant scope of a batch, for the system actor (CLI, workers): batch ids are global.
+    /// An actor of another tenant gets the answer for a batch that does not exist, so ids
+    /// cannot be probed.
     pub async fn batch_scope(&self, actor: &Actor, batch_id: i32) -> DbResult<TenantScope> {
         let tenant: Option<i32> = on_pool!(self, p => {
             sqlx::query_scalar("SELECT tenant_id FROM batches_batch WHERE id = $1")
@@ -149,8 +151,9 @@ impl Store {
                 .fetch_optional(p)
                 .await?
         });
-        let tenant = tenant.ok_or_else(|| DbError::NotFound(format!("batch #{batch_id}")))?;
-        actor.tenant_scope(tenant)
+        let missing = || DbError::NotFound(format!("batch #{batch_id}"));
+        let tenant = tenant.ok_or_else(missing)?;
+        actor.tenant_scope(tenant).map_err(|_| missing())
     }
 
     /// draft/scheduled -> running and the recipients queued, in one transaction. Returns the

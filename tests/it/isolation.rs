@@ -442,3 +442,292 @@ store_test!(tenant_a_reaches_nothing_of_tenant_b, |store| async move {
     let after = fingerprint(&store, b).await;
     assert_eq!(before, after, "tenant B's data changed");
 });
+
+/// The same promise through the real binary: a tenant admin of A (`--as`, the broadest
+/// tenant role) names tenant B's domain, groups, templates and batches in every command that
+/// takes them. Each is refused, the answer does not tell B exists, and B is unchanged.
+#[test]
+fn cli_commands_as_tenant_a_never_touch_tenant_b() {
+    crate::support::cli::on_both_backends(|env| {
+        for d in ["a.test", "b.test"] {
+            env.run(&["tenant", "create", "--name", d, "--domain", d], None)
+                .ok();
+        }
+        env.run(
+            &[
+                "user",
+                "create",
+                "--username",
+                "ada",
+                "--email",
+                "ada@a.test",
+                "--role",
+                "tenant_admin",
+                "--tenant",
+                "a.test",
+                "--password-stdin",
+            ],
+            Some("a long passphrase\n"),
+        )
+        .ok();
+        // Tenant B's data, made by the operator.
+        env.run(
+            &["group", "create", "--tenant", "b.test", "--name", "G"],
+            None,
+        )
+        .ok();
+        env.run(
+            &[
+                "contact",
+                "add",
+                "--tenant",
+                "b.test",
+                "--group",
+                "G",
+                "--email",
+                "bob@b.test",
+            ],
+            None,
+        )
+        .ok();
+        let html = env.file("t.html", b"<p>Hi {{ name }}</p>");
+        env.run(
+            &[
+                "template",
+                "create",
+                "--tenant",
+                "b.test",
+                "--name",
+                "T",
+                "--subject",
+                "Hi",
+                "--html-file",
+                &html,
+            ],
+            None,
+        )
+        .ok();
+        env.run(&["smtp", "set", "--tenant", "b.test", "--outbox"], None)
+            .ok();
+        env.run(
+            &["suppress", "add", "--tenant", "b.test", "gone@b.test"],
+            None,
+        )
+        .ok();
+        env.run(
+            &[
+                "tenant",
+                "sender",
+                "add",
+                "--tenant",
+                "b.test",
+                "news@b.test",
+            ],
+            None,
+        )
+        .ok();
+        let created = env.run(
+            &[
+                "batch",
+                "create",
+                "--tenant",
+                "b.test",
+                "--name",
+                "B1",
+                "--template",
+                "T",
+                "--group",
+                "G",
+            ],
+            None,
+        );
+        created.ok();
+        let batch = created.stdout.trim().to_string();
+        let csv = env.file("c.csv", b"email\neve@a.test\n");
+        let before = [
+            env.run(&["group", "list", "--tenant", "b.test", "--json"], None)
+                .stdout
+                .clone(),
+            env.run(
+                &[
+                    "contact", "list", "--tenant", "b.test", "--group", "G", "--json",
+                ],
+                None,
+            )
+            .stdout
+            .clone(),
+            env.run(&["template", "list", "--tenant", "b.test", "--json"], None)
+                .stdout
+                .clone(),
+            env.run(&["suppress", "list", "--tenant", "b.test", "--json"], None)
+                .stdout
+                .clone(),
+            env.run(&["batch", "show", &batch, "--json"], None)
+                .stdout
+                .clone(),
+            env.run(&["smtp", "show", "--tenant", "b.test", "--json"], None)
+                .stdout
+                .clone(),
+            env.run(
+                &["tenant", "sender", "list", "--tenant", "b.test", "--json"],
+                None,
+            )
+            .stdout
+            .clone(),
+        ];
+
+        let b = "b.test";
+        let commands: Vec<Vec<&str>> = vec![
+            vec!["tenant", "show", b],
+            vec!["tenant", "sender", "list", "--tenant", b],
+            vec!["tenant", "sender", "add", "--tenant", b, "x@b.test"],
+            vec![
+                "tenant",
+                "sender",
+                "deactivate",
+                "--tenant",
+                b,
+                "news@b.test",
+            ],
+            vec!["user", "list", "--tenant", b],
+            vec!["group", "list", "--tenant", b],
+            vec!["group", "create", "--tenant", b, "--name", "X"],
+            vec!["group", "show", "--tenant", b, "G"],
+            vec!["group", "deactivate", "--tenant", b, "G"],
+            vec!["group", "delete", "--tenant", b, "G", "--yes"],
+            vec!["group", "import", "--tenant", b, "--group", "G", &csv],
+            vec!["group", "export", "--tenant", b, "--group", "G"],
+            vec![
+                "contact", "add", "--tenant", b, "--group", "G", "--email", "x@b.test",
+            ],
+            vec!["contact", "list", "--tenant", b, "--group", "G"],
+            vec![
+                "contact",
+                "deactivate",
+                "--tenant",
+                b,
+                "--group",
+                "G",
+                "bob@b.test",
+            ],
+            vec!["suppress", "add", "--tenant", b, "x@b.test"],
+            vec!["suppress", "remove", "--tenant", b, "gone@b.test"],
+            vec!["suppress", "list", "--tenant", b],
+            vec!["suppress", "import", "--tenant", b, &csv],
+            vec!["template", "list", "--tenant", b],
+            vec!["template", "show", "--tenant", b, "T"],
+            vec![
+                "template",
+                "create",
+                "--tenant",
+                b,
+                "--name",
+                "X",
+                "--subject",
+                "x",
+                "--html-file",
+                &html,
+            ],
+            vec![
+                "template",
+                "preview",
+                "--tenant",
+                b,
+                "--template",
+                "T",
+                "--group",
+                "G",
+                "--email",
+                "bob@b.test",
+            ],
+            vec![
+                "template",
+                "send-test",
+                "--tenant",
+                b,
+                "--template",
+                "T",
+                "--group",
+                "G",
+                "--contact",
+                "bob@b.test",
+                "--to",
+                "ada@a.test",
+            ],
+            vec!["smtp", "show", "--tenant", b],
+            vec!["smtp", "test", "--tenant", b],
+            vec!["smtp", "set", "--tenant", b, "--outbox"],
+            vec!["batch", "list", "--tenant", b],
+            vec![
+                "batch",
+                "create",
+                "--tenant",
+                b,
+                "--name",
+                "X",
+                "--template",
+                "T",
+                "--group",
+                "G",
+            ],
+            vec!["batch", "show", &batch],
+            vec!["batch", "start", &batch],
+            vec!["batch", "pause", &batch],
+            vec!["batch", "resume", &batch],
+            vec!["batch", "cancel", &batch],
+            vec!["batch", "retry-failed", &batch],
+        ];
+        for cmd in &commands {
+            let mut args = vec!["--as", "ada"];
+            args.extend(cmd.iter().copied());
+            let r = env.run(&args, None);
+            assert_eq!(
+                r.code, 1,
+                "{cmd:?} must be refused: {} {}",
+                r.stdout, r.stderr
+            );
+            assert!(
+                r.stderr.contains("not found") || r.stderr.contains("not exist"),
+                "{cmd:?}: the refusal reads like an unknown name: {}",
+                r.stderr
+            );
+            assert!(
+                !r.stdout.contains("bob@b.test") && !r.stdout.contains("gone@b.test"),
+                "{cmd:?} printed tenant B's data: {}",
+                r.stdout
+            );
+        }
+        let after = [
+            env.run(&["group", "list", "--tenant", "b.test", "--json"], None)
+                .stdout
+                .clone(),
+            env.run(
+                &[
+                    "contact", "list", "--tenant", "b.test", "--group", "G", "--json",
+                ],
+                None,
+            )
+            .stdout
+            .clone(),
+            env.run(&["template", "list", "--tenant", "b.test", "--json"], None)
+                .stdout
+                .clone(),
+            env.run(&["suppress", "list", "--tenant", "b.test", "--json"], None)
+                .stdout
+                .clone(),
+            env.run(&["batch", "show", &batch, "--json"], None)
+                .stdout
+                .clone(),
+            env.run(&["smtp", "show", "--tenant", "b.test", "--json"], None)
+                .stdout
+                .clone(),
+            env.run(
+                &["tenant", "sender", "list", "--tenant", "b.test", "--json"],
+                None,
+            )
+            .stdout
+            .clone(),
+        ];
+        assert_eq!(before, after, "tenant B changed");
+    });
+}
