@@ -40,6 +40,8 @@ pub struct Options {
     pub theme: Option<String>,
     /// NO_COLOR is set: draw without any colour.
     pub no_color: bool,
+    /// Open the log viewer on this batch once logged in (`recalliq logs --batch ID`).
+    pub open_logs: Option<i32>,
 }
 
 impl Options {
@@ -52,6 +54,7 @@ impl Options {
             data_dir: config.data_dir.clone(),
             theme: config.file.theme.clone(),
             no_color: no_color_env(),
+            open_logs: None,
         }
     }
 }
@@ -124,7 +127,10 @@ async fn event_loop(
                 Some(Err(e)) => return Err(e.into()),
                 None => return Ok("input closed"),
             },
-            _ = tick.tick() => app.tick(Instant::now()),
+            _ = tick.tick() => {
+                app.tick(Instant::now());
+                app.live_tick().await;
+            }
             Some(ev) = external.recv() => app.handle_external(ev).await,
             _ = sigterm.recv() => return Ok("SIGTERM"),
             _ = sighup.recv() => return Ok("SIGHUP"),
