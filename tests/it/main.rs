@@ -9,6 +9,7 @@ mod cli;
 mod contacts;
 mod demo;
 mod engine;
+mod logs_cli;
 mod logs_viewer;
 mod store;
 mod templates;
