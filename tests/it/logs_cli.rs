@@ -13,9 +13,9 @@ use crate::support::smtp::{SinkConfig, SmtpSink};
 use crate::tui::{Tmux, create_root, script, tmux_available, wait_file};
 
 fn url(env: &Env) -> String {
-    env.database_url.clone().unwrap_or_else(|| {
-        format!("sqlite://{}", env.data_dir().join("recalliq.db").display())
-    })
+    env.database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", env.data_dir().join("recalliq.db").display()))
 }
 
 fn stdout(env: &Env, args: &[&str]) -> String {
@@ -77,8 +77,7 @@ fn logs_command_prints_json_csv_and_tables() {
         let id = batch.to_string();
         env.run(&["worker", "--once"], None).ok();
         let rows: Vec<serde_json::Value> =
-            serde_json::from_str(&stdout(env, &["logs", "--batch", &id, "--json"]))
-                .unwrap();
+            serde_json::from_str(&stdout(env, &["logs", "--batch", &id, "--json"])).unwrap();
         assert_eq!(rows.len(), 5);
         let status: HashMap<String, String> = rows
             .iter()
@@ -91,7 +90,10 @@ fn logs_command_prints_json_csv_and_tables() {
             .collect();
         assert_eq!(status["user1@example.com"], "rejected");
         assert_eq!(status["user0@example.com"], "sent");
-        let csv = stdout(env, &["logs", "--batch", &id, "--status", "rejected", "--csv"]);
+        let csv = stdout(
+            env,
+            &["logs", "--batch", &id, "--status", "rejected", "--csv"],
+        );
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3, "{csv}");
         assert!(lines[0].starts_with("id,batch_id,recipient_email"));
@@ -174,7 +176,10 @@ fn end_to_end_triage_in_tmux() {
             .list_execution_logs(scope, batch, recalliq::db::Page::first(100))
             .await
             .unwrap();
-        let e = log.iter().find(|e| e.action == "retry_tagged").expect("recorded");
+        let e = log
+            .iter()
+            .find(|e| e.action == "retry_tagged")
+            .expect("recorded");
         assert!(e.message.as_deref().unwrap_or("").contains("root"), "{e:?}");
         store.close().await;
     });
