@@ -555,7 +555,10 @@ impl App {
                     ScreenId::Contacts => self.contacts.table.home(),
                     ScreenId::Suppression if end => self.suppressions.table.end(),
                     ScreenId::Suppression => self.suppressions.table.home(),
-                    ScreenId::Logs if end => self.logs.table.end(),
+                    ScreenId::Logs if end => {
+                        self.wait_log_counts().await;
+                        self.logs.table.end()
+                    }
                     ScreenId::Logs => {
                         self.logs.follow = false;
                         self.logs.table.home()

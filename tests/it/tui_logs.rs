@@ -118,48 +118,61 @@ async fn snapshots_of_the_log_viewer() {
         for size in SIZES {
             let mut app = app_as(&store, "alice", size, opts()).await;
             app.open_logs(Some(batch)).await;
+            app.refresh_logs().await;
             snap("logs", size, render(&app, size));
             press(&mut app, "F").await;
+            app.refresh_logs().await;
             snap("logs_failed", size, render(&app, size));
             press(&mut app, "R").await;
             press(&mut app, "c").await;
             press(&mut app, "c").await;
+            app.refresh_logs().await;
             snap("logs_failed_rejected_5xx", size, render(&app, size));
             press(&mut app, "cc").await;
             press(&mut app, "A").await;
             press(&mut app, "/ben").await;
+            app.refresh_logs().await;
             snap("logs_search", size, render(&app, size));
             press_code(&mut app, KeyCode::Enter).await;
             press_code(&mut app, KeyCode::Esc).await;
             press(&mut app, "oO").await;
+            app.refresh_logs().await;
             snap("logs_sorted", size, render(&app, size));
             press(&mut app, "oooo").await;
             press(&mut app, "O").await;
             press_code(&mut app, KeyCode::Down).await;
             press_code(&mut app, KeyCode::Enter).await;
+            app.refresh_logs().await;
             snap("logs_detail", size, render(&app, size));
             press_code(&mut app, KeyCode::Enter).await;
             press(&mut app, " *").await;
+            app.refresh_logs().await;
             snap("logs_tagged", size, render(&app, size));
             press(&mut app, "r").await;
+            app.refresh_logs().await;
             snap("logs_retry_confirm", size, render(&app, size));
             press_code(&mut app, KeyCode::Esc).await;
             press(&mut app, "s").await;
+            app.refresh_logs().await;
             snap("logs_suppress_form", size, render(&app, size));
             press_code(&mut app, KeyCode::Esc).await;
             press(&mut app, "D").await;
+            app.refresh_logs().await;
             snap("logs_date_form", size, render(&app, size));
             press_code(&mut app, KeyCode::Esc).await;
             press(&mut app, "b").await;
+            app.refresh_logs().await;
             snap("logs_batch_picker", size, render(&app, size));
             press_code(&mut app, KeyCode::Esc).await;
             press(&mut app, "?").await;
+            app.refresh_logs().await;
             snap("logs_help", size, render(&app, size));
             press_code(&mut app, KeyCode::Esc).await;
             let mut ro = opts();
             ro.readonly = true;
             let mut app = app_as(&store, "alice", size, ro).await;
             app.open_logs(Some(batch)).await;
+            app.refresh_logs().await;
             snap("logs_readonly", size, render(&app, size));
         }
     })
@@ -339,11 +352,15 @@ async fn bench_million(store: Store, backend: &str) {
         term.draw(|f| app.draw(f)).unwrap();
     };
     let mut opens = Vec::new();
+    let mut counted = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
         app.open_logs(Some(batch)).await;
         draw(&app);
         opens.push(ms(t.elapsed()));
+        app.wait_log_counts().await;
+        draw(&app);
+        counted.push(ms(t.elapsed()));
     }
     assert_eq!(app.logs.table.total, 1_000_006);
     let codes = [
@@ -374,6 +391,8 @@ async fn bench_million(store: Store, backend: &str) {
     press(&mut app, "F").await;
     draw(&app);
     let failed_filter = ms(t.elapsed());
+    app.wait_log_counts().await;
+    let failed_counted = ms(t.elapsed());
     assert_eq!(app.logs.table.total, 100_002);
     press(&mut app, "F").await;
     // A writer adds 2,000 rows/s (200 every 100 ms) while keys are pressed and the live
@@ -438,7 +457,14 @@ async fn bench_million(store: Store, backend: &str) {
             s.len()
         )
     };
-    eprintln!("[{backend}] open: {}", stats(&opens));
+    eprintln!(
+        "[{backend}] open (first frame with rows): {}",
+        stats(&opens)
+    );
+    eprintln!(
+        "[{backend}] open until exact counts drawn: {}",
+        stats(&counted)
+    );
     eprintln!(
         "[{backend}] scroll/page keypress to frame: {}",
         stats(&keys)
@@ -447,7 +473,9 @@ async fn bench_million(store: Store, backend: &str) {
         "[{backend}] status filter toggle to frame: {}",
         stats(&filters)
     );
-    eprintln!("[{backend}] failed filter (100,002 rows) to frame: {failed_filter:.1} ms");
+    eprintln!(
+        "[{backend}] failed filter (100,002 rows) to frame: {failed_filter:.1} ms, exact count after {failed_counted:.1} ms"
+    );
     eprintln!(
         "[{backend}] writer: {written} rows in {:.1} s ({:.0} rows/s)",
         took.as_secs_f64(),

@@ -228,6 +228,8 @@ impl App {
             return;
         };
         let result = async {
+            // Counts started earlier describe an older state: take them, then count anew.
+            self.logs.apply_counts(&self.store, &session, true).await?;
             self.logs.start_counting(&self.store, &session).await?;
             self.logs.apply_counts(&self.store, &session, true).await
         }
@@ -236,6 +238,16 @@ impl App {
             self.deny(e.to_string());
         }
         self.dirty = true;
+    }
+
+    /// Waits for counts being made (before `End`, which needs the exact total).
+    pub async fn wait_log_counts(&mut self) {
+        let Some(session) = self.session.clone() else {
+            return;
+        };
+        if let Err(e) = self.logs.apply_counts(&self.store, &session, true).await {
+            self.deny(e.to_string());
+        }
     }
 
     fn logs_scope(&self, session: &Session) -> DbResult<TenantScope> {

@@ -47,6 +47,9 @@ fn covered_total(filter: &LogFilter, counts: &[(String, i64)]) -> Option<i64> {
     )
 }
 
+/// The table's total while the exact count is made (scrolling works; `End` waits).
+const PROVISIONAL_TOTAL: usize = 1 << 40;
+
 /// Samples kept for the msgs/s sparkline (one a second).
 const RATE_SAMPLES: usize = 60;
 
@@ -181,17 +184,14 @@ impl Logs {
     pub async fn load(&mut self, store: &Store, session: &Session) -> DbResult<()> {
         let scope = self.scope(store, session).await?;
         let filter = self.store_filter();
-        if self.follow {
-            self.table.recount();
-        }
         if self.table.needs_count() {
-            let rows = store
-                .status_counts(scope, self.batch.as_ref().map(|b| b.id))
-                .await?;
-            self.counts = Counts::from_rows(&rows);
-            if let Some(n) = covered_total(&filter, &rows) {
-                self.table.set_total(n.max(0) as usize);
-            }
+            // The exact counts scan every matching row: they are made in a spawned task and
+            // arrive through `apply_counts`; meanwhile the first page is shown at once and
+            // the table scrolls on a provisional total.
+            self.counting = None;
+            self.start_counting(store, session).await?;
+            self.table.set_total(PROVISIONAL_TOTAL);
+            self.table.counting = true;
         }
         self.table
             .sync(
@@ -199,7 +199,16 @@ impl Logs {
                 async |page, _| store.query_email_logs(scope, &filter, page).await,
             )
             .await?;
-        if self.follow && self.table.total > 0 {
+        if self.table.counting
+            && self.table.start == 0
+            && self.table.rows.len() < self.table.height.max(1) * 3
+        {
+            // The first page held everything: that is the total.
+            let n = self.table.rows.len();
+            self.table.set_total(n);
+            self.table.counting = false;
+        }
+        if self.follow && self.table.total > 0 && !self.table.counting {
             self.table.end();
             self.table
                 .sync(
@@ -306,6 +315,7 @@ impl Logs {
             self.batch = Some(store.get_batch(scope, b.id).await?);
         }
         self.table.set_total(total.max(0) as usize);
+        self.table.counting = false;
         self.reread_window(store, scope, &filter).await?;
         self.table
             .sync(
