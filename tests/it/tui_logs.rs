@@ -98,8 +98,12 @@ async fn seed_batch(store: &Store) -> (TenantScope, i32) {
         "UPDATE logs_emaillog SET created_at = '2026-03-01 09:00:00',
             updated_at = '2026-03-01 09:00:05',
             next_attempt_at = NULL,
-            attempts = CASE WHEN status = 'failed' THEN 3 WHEN status = 'pending' THEN 0 ELSE 1 END,
-            sent_at = CASE WHEN status = 'sent' THEN '2026-03-01 09:00:05' ELSE NULL END",
+            attempts = CASE WHEN status = 'failed' THEN 3 WHEN status = 'pending' THEN 0 ELSE 1 END",
+    )
+    .await;
+    exec(
+        store,
+        "UPDATE logs_emaillog SET sent_at = CASE WHEN status = 'sent' THEN updated_at ELSE NULL END",
     )
     .await;
     exec(

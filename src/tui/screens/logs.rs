@@ -109,6 +109,7 @@ pub struct Logs {
     pub exec: Vec<ExecutionLog>,
     /// Counts being made in a spawned task.
     counting: Option<tokio::sync::oneshot::Receiver<CountResult>>,
+    counting_task: Option<tokio::task::AbortHandle>,
     /// What the last copy put on the clipboard.
     pub clipboard: Option<String>,
     /// The body area, for layout.
@@ -142,6 +143,7 @@ impl Logs {
 
     /// Looks at `batch` (or every batch): filters and tags are reset.
     pub fn open(&mut self, batch: Option<Batch>) {
+        self.stop_counting();
         let height = self.table.height;
         let show_exec = self.show_exec;
         *self = Logs::new();
@@ -188,7 +190,7 @@ impl Logs {
             // The exact counts scan every matching row: they are made in a spawned task and
             // arrive through `apply_counts`; meanwhile the first page is shown at once and
             // the table scrolls on a provisional total.
-            self.counting = None;
+            self.stop_counting();
             self.start_counting(store, session).await?;
             self.table.set_total(PROVISIONAL_TOTAL);
             self.table.counting = true;
@@ -252,7 +254,7 @@ impl Logs {
         let filter = self.store_filter();
         let store = store.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let result = async {
                 let rows = store.status_counts(scope, filter.batch_id).await?;
                 let total = match covered_total(&filter, &rows) {
@@ -265,7 +267,16 @@ impl Logs {
             let _ = tx.send(result);
         });
         self.counting = Some(rx);
+        self.counting_task = Some(task.abort_handle());
         Ok(())
+    }
+
+    /// Forgets (and aborts) counts being made for a view that changed.
+    fn stop_counting(&mut self) {
+        self.counting = None;
+        if let Some(t) = self.counting_task.take() {
+            t.abort();
+        }
     }
 
     /// Takes finished counts (waiting for them when `wait`), then re-reads the visible
