@@ -31,6 +31,7 @@ pub async fn logs(config: &Config, args: LogsArgs, mut tui: crate::tui::Options)
     if !args.json && !args.csv && std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
     {
         tui.open_logs = Some(args.batch);
+        tui.follow_logs = args.follow;
         crate::tui::run_app(store, tui, None)
             .await
             .map_err(|e| CliError::failed(e.to_string()))?;

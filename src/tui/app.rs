@@ -230,6 +230,7 @@ impl App {
         self.load(ScreenId::Dashboard).await;
         if let Some(batch) = self.opts.open_logs.take() {
             self.open_logs(Some(batch)).await;
+            self.logs.follow = self.opts.follow_logs;
         }
         self.dirty = true;
     }

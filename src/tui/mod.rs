@@ -42,6 +42,8 @@ pub struct Options {
     pub no_color: bool,
     /// Open the log viewer on this batch once logged in (`recalliq logs --batch ID`).
     pub open_logs: Option<i32>,
+    /// ... in follow mode (`--follow`).
+    pub follow_logs: bool,
 }
 
 impl Options {
@@ -55,6 +57,7 @@ impl Options {
             theme: config.file.theme.clone(),
             no_color: no_color_env(),
             open_logs: None,
+            follow_logs: false,
         }
     }
 }

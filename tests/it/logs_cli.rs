@@ -132,12 +132,13 @@ fn end_to_end_triage_in_tmux() {
 
     let tmux = Tmux::start(
         env.dir.path(),
-        &script(&env, &format!("--user root logs --batch {batch}")),
+        &script(&env, &format!("--user root logs --batch {batch} --follow")),
     );
     tmux.wait_for("Password");
     tmux.text("rootpass1");
     tmux.keys(&["Enter"]);
     tmux.wait_for(&format!("Logs of #{batch}"));
+    tmux.wait_for("[follow]");
     tmux.wait_for("rejected 2");
     tmux.text("F");
     tmux.wait_for("status=failed");
