@@ -301,6 +301,53 @@ pub fn write_contacts<W: std::io::Write>(
     Ok(())
 }
 
+/// The header of an email log export.
+pub const EMAIL_LOG_HEADER: [&str; 9] = [
+    "id",
+    "batch_id",
+    "recipient_email",
+    "recipient_name",
+    "status",
+    "attempts",
+    "sent_at",
+    "smtp_response",
+    "error_message",
+];
+
+/// One email log row as CSV fields (in `EMAIL_LOG_HEADER` order).
+pub fn email_log_fields(r: &crate::db::EmailLog) -> [String; 9] {
+    let t = |v: Option<chrono::NaiveDateTime>| {
+        v.map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string())
+            .unwrap_or_default()
+    };
+    [
+        r.id.to_string(),
+        r.batch_id.to_string(),
+        r.recipient_email.clone(),
+        r.recipient_name.clone().unwrap_or_default(),
+        r.status.clone(),
+        r.attempts.to_string(),
+        t(r.sent_at),
+        r.smtp_response.clone().unwrap_or_default(),
+        r.error_message.clone().unwrap_or_default(),
+    ]
+}
+
+/// Writes email log rows (the log viewer's export, `recalliq logs --csv`): one header line,
+/// then one line per row, every field quoted as needed so nothing is lost.
+pub fn write_email_logs<W: std::io::Write>(
+    out: W,
+    rows: &[crate::db::EmailLog],
+) -> Result<(), csv::Error> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(EMAIL_LOG_HEADER)?;
+    for r in rows {
+        w.write_record(email_log_fields(r))?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

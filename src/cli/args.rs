@@ -69,8 +69,8 @@ pub enum Command {
     /// Batches: create, start, pause, resume, cancel, retry-failed, list, show
     #[command(subcommand)]
     Batch(BatchCommand),
-    /// Email logs: export and tail (not available yet)
-    Logs(Pending),
+    /// A batch's email logs: print (--json, --csv), tail (--follow) or open the log viewer
+    Logs(LogsArgs),
     /// Reports (not available yet)
     Stats(Pending),
     /// Maintenance: clean-logs, reset-usage (not available yet)
@@ -82,6 +82,26 @@ pub enum Command {
 pub struct Pending {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Batch id
+    #[arg(long, value_name = "ID")]
+    pub batch: i32,
+    /// Only rows of these statuses (pending, sending, sent, failed, rejected, bounced;
+    /// comma-separated or repeated)
+    #[arg(long, value_name = "STATUS", value_delimiter = ',')]
+    pub status: Vec<String>,
+    /// Keep printing rows as they change until the batch is finished (Ctrl-C stops)
+    #[arg(long)]
+    pub follow: bool,
+    /// JSON output (one array; with --follow one object per line)
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// CSV output with a header line
+    #[arg(long)]
+    pub csv: bool,
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         let store = open(&config).await?;
         super::acting::establish(&store, user, cmd).await?;
     }
+    let tui_opts = crate::tui::Options::from_cli(&cli, &config);
     match cli.command {
         None => {
             let store = open(&config).await?;
@@ -75,7 +76,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Some(Command::Template(cmd)) => super::mail_commands::template_command(&config, cmd).await,
         Some(Command::Smtp(cmd)) => super::mail_commands::smtp_command(&config, cmd).await,
         Some(Command::Batch(cmd)) => super::batch_commands::batch_command(&config, cmd).await,
-        Some(Command::Logs(_)) => Err(pending("logs", 7)),
+        Some(Command::Logs(args)) => super::logs_command::logs(&config, args, tui_opts).await,
         Some(Command::Stats(_)) => Err(pending("stats", 8)),
         Some(Command::Maintenance(_)) => Err(pending("maintenance", 8)),
     }

@@ -7,6 +7,7 @@ mod args;
 mod batch_commands;
 mod commands;
 mod contacts;
+mod logs_command;
 mod mail_commands;
 mod output;
 

@@ -5,6 +5,7 @@
 mod batches;
 mod engine;
 mod groups;
+mod log_query;
 mod logs;
 mod migrate;
 mod scope;
@@ -17,6 +18,7 @@ mod users;
 pub use batches::{Batch, BatchGroup, NewBatch};
 pub use engine::{Claim, ClaimedRow, Outcome, QueueCounts, RowResult, WriteCounts};
 pub use groups::{Contact, Group, GroupCounts, ImportCounts, NewContact};
+pub use log_query::{LogDetail, LogFilter, ReplyClass, RetryMode, SortColumn, TriageReport};
 pub use logs::{EmailLog, ExecutionLog, NewEmailLog};
 pub use migrate::{LATEST_VERSION, MigrationReport};
 pub use scope::{Actor, AllTenants, TenantScope};

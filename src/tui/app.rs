@@ -20,6 +20,7 @@ use super::keymap::{COMMANDS, Cmd, CommandSpec, KeyMap, ScreenId, Where};
 use super::screens::dashboard::Dashboard;
 use super::screens::groups::{Contacts, Groups};
 use super::screens::login::{Login, LoginOutcome};
+use super::screens::logs::Logs;
 use super::screens::smtp::{self, Smtp};
 use super::screens::suppression::Suppressions;
 use super::screens::templates::{self, Editor, Templates};
@@ -50,6 +51,8 @@ pub enum FormPurpose {
     NewSender,
     /// Groups, contacts, suppression: handled in `app/groups_ops.rs`.
     More(groups_ops::MoreForm),
+    /// The log viewer: handled in `app/logs_ops.rs`.
+    Logs(logs_ops::LogsForm),
 }
 
 /// What a confirmation dialog will do on "yes".
@@ -76,6 +79,8 @@ pub enum Pending {
     DiscardEdits,
     /// Groups, contacts, suppression: handled in `app/groups_ops.rs`.
     More(groups_ops::MorePending),
+    /// The log viewer's triage: handled in `app/logs_ops.rs`.
+    Logs(logs_ops::LogsPending),
 }
 
 /// The modal on top of a screen, if any.
@@ -93,9 +98,12 @@ pub enum Popup {
     },
     /// CSV import: file picker, preview, progress.
     Import(groups_ops::ImportPopup),
+    /// The log viewer's batch picker.
+    Logs(logs_ops::BatchPicker),
 }
 
 mod groups_ops;
+mod logs_ops;
 
 pub struct App {
     pub store: Store,
@@ -117,6 +125,8 @@ pub struct App {
     pub groups: Groups,
     pub contacts: Contacts,
     pub suppressions: Suppressions,
+    pub logs: Logs,
+    logs_last_refresh: Option<Instant>,
     pub popup: Option<Popup>,
     /// The `/` filter line is being edited.
     pub filtering: bool,
@@ -180,6 +190,8 @@ impl App {
             groups: Groups::default(),
             contacts: Contacts::default(),
             suppressions: Suppressions::default(),
+            logs: Logs::new(),
+            logs_last_refresh: None,
             popup: None,
             filtering: false,
             toast: None,
@@ -222,6 +234,10 @@ impl App {
         self.reset_tenant_screens();
         self.layout_tables();
         self.load(ScreenId::Dashboard).await;
+        if let Some(batch) = self.opts.open_logs.take() {
+            self.open_logs(Some(batch)).await;
+            self.logs.follow = self.opts.follow_logs;
+        }
         self.dirty = true;
     }
 
@@ -242,6 +258,7 @@ impl App {
         self.groups.set_area(body);
         self.contacts.set_area(body);
         self.suppressions.set_area(body);
+        self.logs.set_area(body);
     }
 
     /// Periodic housekeeping: expire the toast, count down a login delay. Marks the app
@@ -374,6 +391,7 @@ impl App {
                 } else {
                     let table_area = match self.screen {
                         ScreenId::Tenants => tenants::layout(body)[0],
+                        ScreenId::Logs => self.logs.layout(body)[1],
                         _ => body,
                     };
                     let first = table_area.y + 2;
@@ -389,6 +407,7 @@ impl App {
                             ScreenId::Groups => self.groups.table.offset,
                             ScreenId::Contacts => self.contacts.table.offset,
                             ScreenId::Suppression => self.suppressions.table.offset,
+                            ScreenId::Logs => self.logs.table.offset,
                             _ => self.users.table.offset,
                         };
                         let target = table + (ev.row - first) as usize;
@@ -413,6 +432,7 @@ impl App {
             ScreenId::Groups => self.groups.table.selected,
             ScreenId::Contacts => self.contacts.table.selected,
             ScreenId::Suppression => self.suppressions.table.selected,
+            ScreenId::Logs => self.logs.table.selected,
         }
     }
 
@@ -542,6 +562,14 @@ impl App {
                     ScreenId::Contacts => self.contacts.table.home(),
                     ScreenId::Suppression if end => self.suppressions.table.end(),
                     ScreenId::Suppression => self.suppressions.table.home(),
+                    ScreenId::Logs if end => {
+                        self.wait_log_counts().await;
+                        self.logs.table.end()
+                    }
+                    ScreenId::Logs => {
+                        self.logs.follow = false;
+                        self.logs.table.home()
+                    }
                 }
                 self.load(self.screen).await;
             }
@@ -620,6 +648,10 @@ impl App {
             Cmd::Copy | Cmd::Move => self.ask_target(spec.cmd == Cmd::Move).await,
             Cmd::Export => self.ask_export(),
             Cmd::Import => self.open_import(),
+            Cmd::GotoLogs => {
+                self.goto(ScreenId::Logs).await;
+            }
+            Cmd::Logs(c) => self.logs_command(c).await,
             Cmd::Logout => {
                 self.editor = None;
                 let name = self.session.take().map(|s| s.user.username);
@@ -778,6 +810,7 @@ impl App {
             ScreenId::Groups => self.groups.table.page(),
             ScreenId::Contacts => self.contacts.table.page(),
             ScreenId::Suppression => self.suppressions.table.page(),
+            ScreenId::Logs => self.logs.table.page(),
             _ => self.users.table.page(),
         }
     }
@@ -792,6 +825,10 @@ impl App {
             ScreenId::Groups => self.groups.table.move_by(delta),
             ScreenId::Contacts => self.contacts.table.move_by(delta),
             ScreenId::Suppression => self.suppressions.table.move_by(delta),
+            ScreenId::Logs => {
+                self.logs.follow = false;
+                self.logs.table.move_by(delta)
+            }
         }
         self.load(self.screen).await;
     }
@@ -819,6 +856,7 @@ impl App {
             ScreenId::Groups => self.groups.table.recount(),
             ScreenId::Contacts => self.contacts.table.recount(),
             ScreenId::Suppression => self.suppressions.table.recount(),
+            ScreenId::Logs => self.logs.table.recount(),
         }
         self.load(screen).await;
         true
@@ -834,6 +872,7 @@ impl App {
             ScreenId::Groups => self.groups.table.search().is_some(),
             ScreenId::Contacts => self.contacts.table.search().is_some(),
             ScreenId::Suppression => self.suppressions.table.search().is_some(),
+            ScreenId::Logs => self.logs.table.search().is_some(),
         };
         if has_filter {
             self.edit_filter(|f| f.clear());
@@ -872,6 +911,10 @@ impl App {
             ScreenId::Suppression => {
                 change(&mut self.suppressions.table.filter);
                 self.suppressions.table.reset();
+            }
+            ScreenId::Logs => {
+                change(&mut self.logs.table.filter);
+                self.logs.table.reset();
             }
         }
     }
@@ -1086,6 +1129,7 @@ impl App {
                 }
             },
             Popup::Import(p) => self.import_key(p, key).await,
+            Popup::Logs(p) => self.batch_picker_key(p, key).await,
         }
     }
 
@@ -1153,6 +1197,7 @@ impl App {
                     })
             }
             Pending::More(p) => self.confirmed_more(&session, p).await,
+            Pending::Logs(p) => self.confirmed_logs(&session, p).await,
         };
         match result {
             Ok((screen, text)) => {
@@ -1225,6 +1270,7 @@ impl App {
                 )
             }
             FormPurpose::More(p) => self.submit_more(&session, p, form).await?,
+            FormPurpose::Logs(p) => self.submit_logs(&session, p, form).await?,
         };
         tracing::info!("{text}");
         self.info(text);
@@ -1270,6 +1316,7 @@ impl App {
             ScreenId::Groups => self.groups.table.invalidate(),
             ScreenId::Contacts => self.contacts.table.invalidate(),
             ScreenId::Suppression => self.suppressions.table.invalidate(),
+            ScreenId::Logs => self.logs.table.invalidate(),
         }
     }
 
@@ -1288,6 +1335,7 @@ impl App {
             ScreenId::Groups => self.groups.load(&self.store, session).await,
             ScreenId::Contacts => self.contacts.load(&self.store, session).await,
             ScreenId::Suppression => self.suppressions.load(&self.store, session).await,
+            ScreenId::Logs => self.logs.load(&self.store, session).await,
         };
         if let Err(e) = result {
             tracing::error!("loading {}: {e}", screen.title());
@@ -1381,6 +1429,7 @@ impl App {
             ScreenId::Groups => self.groups.draw(frame, body, &self.theme),
             ScreenId::Contacts => self.contacts.draw(frame, body, &self.theme),
             ScreenId::Suppression => self.suppressions.draw(frame, body, &self.theme),
+            ScreenId::Logs => self.logs.draw(frame, body, &self.theme),
         }
         self.draw_status(frame, status);
         self.draw_footer(frame, footer);
@@ -1402,6 +1451,7 @@ impl App {
                 running,
             }) => draw_report(frame, body, &self.theme, title, lines, *running),
             Some(Popup::Import(p)) => p.draw(frame, body, &self.theme),
+            Some(Popup::Logs(p)) => p.draw(frame, body, &self.theme),
             None => {}
         }
     }
@@ -1456,6 +1506,7 @@ impl App {
                 ScreenId::Groups => &self.groups.table.filter,
                 ScreenId::Contacts => &self.contacts.table.filter,
                 ScreenId::Suppression => &self.suppressions.table.filter,
+                ScreenId::Logs => &self.logs.table.filter,
                 _ => &self.users.table.filter,
             };
             frame.render_widget(
@@ -1494,6 +1545,9 @@ impl App {
         for c in KeyMap::commands_for(self.screen).filter(|c| c.footer) {
             let key = self.keymap.label(c.id);
             if key.is_empty() {
+                continue;
+            }
+            if c.writes && self.opts.readonly && self.screen == ScreenId::Logs {
                 continue;
             }
             let disabled = (c.writes && self.opts.readonly) || self.permit(c).is_err();

@@ -24,10 +24,12 @@ pub enum ScreenId {
     Smtp,
     /// The template editor (opened from Templates; not a tab).
     Editor,
+    /// The live log viewer and failed-recipient triage.
+    Logs,
 }
 
 impl ScreenId {
-    pub const ALL: [ScreenId; 7] = [
+    pub const ALL: [ScreenId; 8] = [
         ScreenId::Dashboard,
         ScreenId::Tenants,
         ScreenId::Users,
@@ -35,6 +37,7 @@ impl ScreenId {
         ScreenId::Suppression,
         ScreenId::Templates,
         ScreenId::Smtp,
+        ScreenId::Logs,
     ];
 
     pub fn title(self) -> &'static str {
@@ -48,6 +51,7 @@ impl ScreenId {
             ScreenId::Templates => "Templates",
             ScreenId::Smtp => "SMTP",
             ScreenId::Editor => "Editor",
+            ScreenId::Logs => "Logs",
         }
     }
 }
@@ -105,6 +109,32 @@ pub enum Cmd {
     CloseEditor,
     GotoSmtp,
     TestConnection,
+    GotoLogs,
+    /// Commands of the log viewer (`app/logs_ops.rs`).
+    Logs(LogCmd),
+}
+
+/// The log viewer's own commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogCmd {
+    Follow,
+    /// Toggle one status in the filter; `None` clears the status filter (all).
+    Status(Option<crate::domain::EmailStatus>),
+    ReplyClass,
+    DateRange,
+    Sort,
+    Reverse,
+    Detail,
+    ExecPane,
+    PickBatch,
+    Tag,
+    TagAll,
+    Untag,
+    Retry,
+    Suppress,
+    Deactivate,
+    Export,
+    CopyAddresses,
 }
 
 /// Where a command applies.
@@ -162,7 +192,8 @@ const fn writes(mut s: CommandSpec, needs: Perm) -> CommandSpec {
     s
 }
 
-use ScreenId::{Contacts, Editor, Groups, Smtp, Suppression, Templates, Tenants, Users};
+use crate::domain::EmailStatus as Es;
+use ScreenId::{Contacts, Editor, Groups, Logs, Smtp, Suppression, Templates, Tenants, Users};
 use Where::{Everywhere, Only, Tables};
 
 /// The registry, in the order help lists it.
@@ -605,6 +636,171 @@ pub const COMMANDS: &[CommandSpec] = &[
         &["j", "down"],
         "next sender",
         Only(Smtp),
+    ),
+    // The log viewer.
+    spec(Cmd::GotoLogs, "logs", &["9"], "go to logs", Everywhere),
+    shown(spec(
+        Cmd::Logs(LogCmd::PickBatch),
+        "logs-batch",
+        &["b"],
+        "batch",
+        Only(Logs),
+    )),
+    shown(spec(
+        Cmd::Logs(LogCmd::Follow),
+        "logs-follow",
+        &["f"],
+        "follow",
+        Only(Logs),
+    )),
+    shown(spec(
+        Cmd::Logs(LogCmd::Status(Some(Es::Failed))),
+        "logs-failed",
+        &["F"],
+        "failed",
+        Only(Logs),
+    )),
+    spec(
+        Cmd::Logs(LogCmd::Status(Some(Es::Rejected))),
+        "logs-rejected",
+        &["R"],
+        "filter: rejected (toggle)",
+        Only(Logs),
+    ),
+    spec(
+        Cmd::Logs(LogCmd::Status(Some(Es::Bounced))),
+        "logs-bounced",
+        &["B"],
+        "filter: bounced (toggle)",
+        Only(Logs),
+    ),
+    spec(
+        Cmd::Logs(LogCmd::Status(Some(Es::Pending))),
+        "logs-pending",
+        &["P"],
+        "filter: pending (toggle)",
+        Only(Logs),
+    ),
+    spec(
+        Cmd::Logs(LogCmd::Status(Some(Es::Sent))),
+        "logs-sent",
+        &["S"],
+        "filter: sent (toggle)",
+        Only(Logs),
+    ),
+    spec(
+        Cmd::Logs(LogCmd::Status(None)),
+        "logs-all",
+        &["A"],
+        "filter: every status",
+        Only(Logs),
+    ),
+    spec(
+        Cmd::Logs(LogCmd::ReplyClass),
+        "logs-reply-class",
+        &["c"],
+        "filter: reply 4xx / 5xx / connection",
+        Only(Logs),
+    ),
+    spec(
+        Cmd::Logs(LogCmd::DateRange),
+        "logs-date-range",
+        &["D"],
+        "filter: date range",
+        Only(Logs),
+    ),
+    spec(
+        Cmd::Logs(LogCmd::Sort),
+        "logs-sort",
+        &["o"],
+        "sort by next column",
+        Only(Logs),
+    ),
+    spec(
+        Cmd::Logs(LogCmd::Reverse),
+        "logs-reverse",
+        &["O"],
+        "reverse the sort",
+        Only(Logs),
+    ),
+    shown(spec(
+        Cmd::Logs(LogCmd::Detail),
+        "logs-detail",
+        &["enter"],
+        "detail",
+        Only(Logs),
+    )),
+    spec(
+        Cmd::Logs(LogCmd::ExecPane),
+        "logs-exec-pane",
+        &["x"],
+        "execution log pane",
+        Only(Logs),
+    ),
+    shown(spec(
+        Cmd::Logs(LogCmd::Tag),
+        "logs-tag",
+        &["space"],
+        "tag",
+        Only(Logs),
+    )),
+    spec(
+        Cmd::Logs(LogCmd::TagAll),
+        "logs-tag-all",
+        &["*"],
+        "tag every row matching the filter",
+        Only(Logs),
+    ),
+    spec(
+        Cmd::Logs(LogCmd::Untag),
+        "logs-untag",
+        &["u"],
+        "untag all",
+        Only(Logs),
+    ),
+    shown(writes(
+        spec(
+            Cmd::Logs(LogCmd::Retry),
+            "logs-retry",
+            &["r"],
+            "retry",
+            Only(Logs),
+        ),
+        Perm::ControlBatches,
+    )),
+    shown(writes(
+        spec(
+            Cmd::Logs(LogCmd::Suppress),
+            "logs-suppress",
+            &["s"],
+            "suppress",
+            Only(Logs),
+        ),
+        Perm::EditContacts,
+    )),
+    writes(
+        spec(
+            Cmd::Logs(LogCmd::Deactivate),
+            "logs-deactivate",
+            &["d"],
+            "deactivate the tagged rows' contacts",
+            Only(Logs),
+        ),
+        Perm::EditContacts,
+    ),
+    spec(
+        Cmd::Logs(LogCmd::Export),
+        "logs-export",
+        &["e"],
+        "export tagged (or filtered) rows to CSV",
+        Only(Logs),
+    ),
+    spec(
+        Cmd::Logs(LogCmd::CopyAddresses),
+        "logs-copy",
+        &["y"],
+        "copy addresses (OSC 52 clipboard)",
+        Only(Logs),
     ),
 ];
 

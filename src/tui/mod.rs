@@ -40,6 +40,10 @@ pub struct Options {
     pub theme: Option<String>,
     /// NO_COLOR is set: draw without any colour.
     pub no_color: bool,
+    /// Open the log viewer on this batch once logged in (`recalliq logs --batch ID`).
+    pub open_logs: Option<i32>,
+    /// ... in follow mode (`--follow`).
+    pub follow_logs: bool,
 }
 
 impl Options {
@@ -52,6 +56,8 @@ impl Options {
             data_dir: config.data_dir.clone(),
             theme: config.file.theme.clone(),
             no_color: no_color_env(),
+            open_logs: None,
+            follow_logs: false,
         }
     }
 }
@@ -124,7 +130,10 @@ async fn event_loop(
                 Some(Err(e)) => return Err(e.into()),
                 None => return Ok("input closed"),
             },
-            _ = tick.tick() => app.tick(Instant::now()),
+            _ = tick.tick() => {
+                app.tick(Instant::now());
+                app.live_tick().await;
+            }
             Some(ev) = external.recv() => app.handle_external(ev).await,
             _ = sigterm.recv() => return Ok("SIGTERM"),
             _ = sighup.recv() => return Ok("SIGHUP"),

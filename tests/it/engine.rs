@@ -17,7 +17,7 @@ use crate::support::smtp::{SinkConfig, SmtpSink};
 use crate::support::tenant;
 
 /// Runs raw SQL (no parameters) on whichever backend.
-async fn exec(store: &Store, sql: &str) {
+pub(crate) async fn exec(store: &Store, sql: &str) {
     let sql = sqlx::AssertSqlSafe(sql.to_string());
     if let Some(p) = store.sqlite_pool() {
         sqlx::query(sql).execute(p).await.unwrap();
@@ -29,7 +29,7 @@ async fn exec(store: &Store, sql: &str) {
     }
 }
 
-fn fast_config() -> EngineConfig {
+pub(crate) fn fast_config() -> EngineConfig {
     EngineConfig {
         chunk: 8,
         poll: Duration::from_millis(20),
@@ -40,15 +40,21 @@ fn fast_config() -> EngineConfig {
     }
 }
 
-struct Fixture {
-    scope: TenantScope,
-    tenant_id: i32,
-    batch_id: i32,
+pub(crate) struct Fixture {
+    pub scope: TenantScope,
+    pub tenant_id: i32,
+    pub batch_id: i32,
 }
 
 /// A tenant sending through `port` with `n` contacts `user{i}@example.com` in one group,
 /// and a draft batch to that group.
-async fn fixture(store: &Store, domain: &str, port: u16, n: usize, connections: u32) -> Fixture {
+pub(crate) async fn fixture(
+    store: &Store,
+    domain: &str,
+    port: u16,
+    n: usize,
+    connections: u32,
+) -> Fixture {
     let (t, scope) = tenant(store, domain).await;
     store
         .add_tenant_email(scope, &format!("news@{domain}"), Some("News"))
@@ -109,7 +115,7 @@ async fn fixture(store: &Store, domain: &str, port: u16, n: usize, connections: 
     }
 }
 
-async fn run_once(store: &Store, config: EngineConfig) {
+pub(crate) async fn run_once(store: &Store, config: EngineConfig) {
     let engine = Engine::new(store.clone(), config);
     let (_tx, rx) = watch::channel(false);
     tokio::time::timeout(Duration::from_secs(60), engine.run(rx, true))
@@ -125,7 +131,7 @@ async fn logs(store: &Store, f: &Fixture) -> Vec<recalliq::db::EmailLog> {
         .unwrap()
 }
 
-fn rcpt_counts(sink: &SmtpSink) -> HashMap<String, usize> {
+pub(crate) fn rcpt_counts(sink: &SmtpSink) -> HashMap<String, usize> {
     let mut m = HashMap::new();
     for msg in sink.messages() {
         for r in msg.rcpt_to {

@@ -359,6 +359,7 @@ impl App {
         self.groups = Default::default();
         self.contacts = Default::default();
         self.suppressions = Default::default();
+        self.logs.open(None);
         if self.screen == ScreenId::Contacts {
             self.screen = ScreenId::Groups;
         }

@@ -4,6 +4,7 @@
 pub mod dashboard;
 pub mod groups;
 pub mod login;
+pub mod logs;
 pub mod smtp;
 pub mod suppression;
 pub mod templates;

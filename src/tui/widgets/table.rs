@@ -58,6 +58,9 @@ pub struct VirtualTable<T> {
     pub height: usize,
     /// The filter text given to the store.
     pub filter: String,
+    /// `total` is provisional: an exact count is being made elsewhere (the log viewer
+    /// counts a million rows in the background and scrolls meanwhile).
+    pub counting: bool,
     /// Set when the window must be refetched from scratch (filter changed, data changed).
     stale: bool,
     jump_end: bool,
@@ -75,6 +78,7 @@ impl<T> Default for VirtualTable<T> {
             offset: 0,
             height: 10,
             filter: String::new(),
+            counting: false,
             stale: true,
             jump_end: false,
             count_stale: true,
@@ -314,7 +318,9 @@ impl TableView<'_> {
         use ratatui::text::Span;
         use ratatui::widgets::{Block, Row, Table, TableState};
         let rows: Vec<Row> = table.visible().map(|(_, r)| Row::new(cells(r))).collect();
-        let position = if table.total == 0 {
+        let position = if table.counting {
+            format!("{} of … (counting)", table.selected + 1)
+        } else if table.total == 0 {
             "0 rows".to_string()
         } else {
             format!("{} of {}", table.selected + 1, table.total)
