@@ -66,6 +66,12 @@ pub enum Command {
     /// Batches: create, start, pause, resume, cancel, retry-failed, list, show
     #[command(subcommand)]
     Batch(BatchCommand),
+    /// Bounces: ingest DSNs, auto-replies and unsubscribe mails; counts
+    #[command(subcommand)]
+    Bounces(super::bounce_commands::BouncesCommand),
+    /// The one-click unsubscribe endpoint (RFC 8058)
+    #[command(subcommand)]
+    Unsubscribe(super::bounce_commands::UnsubscribeCommand),
     /// Email logs: export and tail (not available yet)
     Logs(Pending),
     /// Reports (not available yet)

@@ -4,6 +4,7 @@
 
 mod args;
 mod batch_commands;
+mod bounce_commands;
 mod commands;
 mod contacts;
 mod mail_commands;
