@@ -339,8 +339,19 @@ pub async fn ingest_path(
     if meta.is_dir() {
         let is_maildir = path.join("new").is_dir() || path.join("cur").is_dir();
         if is_maildir {
+            // Both listed before anything moves, so a message is read once per run.
+            let mut lists = Vec::new();
             for sub in ["new", "cur"] {
-                for file in list_files(&path.join(sub)).map_err(|e| input(e.to_string()))? {
+                let dir = path.join(sub);
+                let files = if dir.is_dir() {
+                    list_files(&dir).map_err(|e| input(e.to_string()))?
+                } else {
+                    Vec::new()
+                };
+                lists.push((sub, files));
+            }
+            for (sub, files) in lists {
+                for file in files {
                     let handled = ingest_file(store, cfg, &file, sum).await?;
                     if sub == "new" && handled == Some(Handled::Done) {
                         move_to_cur(path, &file, sum);
