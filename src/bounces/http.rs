@@ -259,7 +259,10 @@ fn mask(email: &str) -> String {
     match email.split_once('@') {
         Some((local, domain)) => {
             let first: String = local.chars().take(1).collect();
-            format!("{first}{}@{domain}", "*".repeat(local.chars().count().saturating_sub(1).min(8)))
+            format!(
+                "{first}{}@{domain}",
+                "*".repeat(local.chars().count().saturating_sub(1).min(8))
+            )
         }
         None => "***".into(),
     }

@@ -377,8 +377,7 @@ pub async fn ingest_path(
     }
     let raw = std::fs::read(path).map_err(|e| input(e.to_string()))?;
     if raw.starts_with(b"From ") {
-        for m in mail_parser::mailbox::mbox::MessageIterator::new(std::io::Cursor::new(&raw[..]))
-        {
+        for m in mail_parser::mailbox::mbox::MessageIterator::new(std::io::Cursor::new(&raw[..])) {
             match m {
                 Ok(m) => {
                     process_message(store, cfg, m.contents(), sum).await?;
@@ -425,7 +424,8 @@ fn move_to_cur(maildir: &Path, file: &Path, sum: &mut IngestSummary) {
     };
     let base = name.split(":2,").next().unwrap_or(name);
     let target = maildir.join("cur").join(format!("{base}:2,S"));
-    if std::fs::create_dir_all(maildir.join("cur")).is_ok() && std::fs::rename(file, &target).is_ok()
+    if std::fs::create_dir_all(maildir.join("cur")).is_ok()
+        && std::fs::rename(file, &target).is_ok()
     {
         sum.moved += 1;
     }

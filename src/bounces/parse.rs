@@ -158,7 +158,11 @@ fn quoted_original(msg: &Message<'_>) -> (bool, Option<String>) {
                 }
             }
             _ if is_subtype(part, "text", &["rfc822-headers"])
-                || is_subtype(part, "message", &["rfc822-headers", "global-headers", "rfc822", "global"]) =>
+                || is_subtype(
+                    part,
+                    "message",
+                    &["rfc822-headers", "global-headers", "rfc822", "global"],
+                ) =>
             {
                 quoted = true;
                 let text = String::from_utf8_lossy(part.contents()).into_owned();
@@ -177,14 +181,18 @@ fn message_id_in_text(text: &str) -> Option<String> {
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
         let l = line.trim_start_matches(['>', ' ', '\t']);
-        if l.len() > 11 && l[..11].eq_ignore_ascii_case("message-id:") {
-            let mut value = l[11..].trim().to_string();
+        if l.get(..11)
+            .is_some_and(|h| h.eq_ignore_ascii_case("message-id:"))
+        {
+            let mut value = l.get(11..).unwrap_or("").trim().to_string();
             if value.is_empty()
                 && let Some(next) = lines.get(i + 1)
             {
                 value = next.trim().to_string();
             }
-            if value.contains('<') && let Some(id) = normalize_message_id(&value) {
+            if value.contains('<')
+                && let Some(id) = normalize_message_id(&value)
+            {
                 return Some(id);
             }
         }
@@ -236,9 +244,10 @@ fn typed_address(v: &str) -> Option<String> {
 }
 
 fn rfc3464(msg: &Message<'_>) -> Option<Report> {
-    let status_part = msg.parts.iter().find(|p| {
-        is_subtype(p, "message", &["delivery-status", "global-delivery-status"])
-    })?;
+    let status_part = msg
+        .parts
+        .iter()
+        .find(|p| is_subtype(p, "message", &["delivery-status", "global-delivery-status"]))?;
     let text = String::from_utf8_lossy(status_part.contents()).into_owned();
     let blocks = field_blocks(&text);
     let (quoted, mut original) = quoted_original(msg);
@@ -278,7 +287,12 @@ fn rfc3464(msg: &Message<'_>) -> Option<Report> {
             continue;
         }
         let Some(severity) = severity else { continue };
-        let status = status.or_else(|| diagnostic.as_deref().and_then(first_code).map(str::to_string));
+        let status = status.or_else(|| {
+            diagnostic
+                .as_deref()
+                .and_then(first_code)
+                .map(str::to_string)
+        });
         failures.push(Failure {
             email,
             status,
@@ -396,8 +410,7 @@ fn text_bounce(msg: &Message<'_>) -> Option<Bounce> {
         .collect();
     let default_severity = {
         let l = report.to_ascii_lowercase();
-        if l.contains("permanent") || l.contains("does not exist") || l.contains("user unknown")
-        {
+        if l.contains("permanent") || l.contains("does not exist") || l.contains("user unknown") {
             Some(Severity::Hard)
         } else if l.contains("temporar")
             || l.contains("delayed")
@@ -532,7 +545,9 @@ fn enhanced_codes(text: &str) -> Vec<&str> {
                 while k < b.len() && b[k].is_ascii_digit() && k - d2 < 3 {
                     k += 1;
                 }
-                let ends = k == b.len() || !(b[k].is_ascii_digit() || b[k] == b'.' && b.get(k + 1).is_some_and(u8::is_ascii_digit));
+                let ends = k == b.len()
+                    || !(b[k].is_ascii_digit()
+                        || b[k] == b'.' && b.get(k + 1).is_some_and(u8::is_ascii_digit));
                 if k > d2 && ends {
                     out.push(&text[i..k]);
                     i = k;
@@ -563,7 +578,10 @@ fn reply_codes(text: &str) -> Vec<&str> {
         let after_ok = b
             .get(i + 3)
             .is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'.'));
-        if before_ok && after_ok && let Some(code) = text.get(i..i + 3) {
+        if before_ok
+            && after_ok
+            && let Some(code) = text.get(i..i + 3)
+        {
             if REPLY_CODES.contains(&code) {
                 out.push(code);
             }
@@ -607,7 +625,12 @@ fn is_auto_reply(msg: &Message<'_>) -> bool {
     if header(msg, "Auto-Submitted").is_some_and(|v| !v.trim().eq_ignore_ascii_case("no")) {
         return true;
     }
-    for h in ["X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Vacation"] {
+    for h in [
+        "X-Autoreply",
+        "X-Autorespond",
+        "X-Autoresponder",
+        "X-Vacation",
+    ] {
         if header(msg, h).is_some() {
             return true;
         }

@@ -132,7 +132,16 @@ mod tests {
 
     #[test]
     fn parsing_is_strict_and_finding_works_in_addresses() {
-        for bad in ["", "u", "u1-", "u-00", "x1-0000000000", "u0-00000000000000000000", "u1-zz000000000000000000", "u99999999999-00000000000000000000"] {
+        for bad in [
+            "",
+            "u",
+            "u1-",
+            "u-00",
+            "x1-0000000000",
+            "u0-00000000000000000000",
+            "u1-zz000000000000000000",
+            "u99999999999-00000000000000000000",
+        ] {
             assert!(Token::parse(bad).is_none(), "{bad}");
         }
         let k = TokenKey::from_bytes(&[3; 32]);
@@ -140,7 +149,12 @@ mod tests {
         let addr = mailto_address("news+x@acme.test", &t);
         assert_eq!(addr, format!("news+unsubscribe-{t}@acme.test"));
         assert_eq!(Token::find_in(&addr).unwrap().log_id, 7);
-        assert_eq!(Token::find_in(&format!("Subject: unsubscribe {t}")).unwrap().log_id, 7);
+        assert_eq!(
+            Token::find_in(&format!("Subject: unsubscribe {t}"))
+                .unwrap()
+                .log_id,
+            7
+        );
         assert!(Token::find_in("unsubscribe me please").is_none());
         assert_eq!(
             https_url("https://acme.test/", &t),

@@ -68,7 +68,9 @@ pub async fn bounces_command(config: &Config, cmd: BouncesCommand) -> CliResult<
             let file = config.file.bounces.clone().unwrap_or_default();
             let defaults = IngestConfig::default();
             let cfg = IngestConfig {
-                soft_limit: soft_limit.or(file.soft_limit).unwrap_or(defaults.soft_limit),
+                soft_limit: soft_limit
+                    .or(file.soft_limit)
+                    .unwrap_or(defaults.soft_limit),
                 soft_days: soft_days.or(file.soft_days).unwrap_or(defaults.soft_days),
                 match_days: file.match_days.unwrap_or(defaults.match_days),
                 token_key: Some(token_key(config)?),

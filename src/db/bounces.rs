@@ -65,12 +65,16 @@ impl Store {
         _all: &AllTenants,
         message_id: &str,
     ) -> DbResult<Option<SentLog>> {
-        let bare = message_id.trim().trim_start_matches('<').trim_end_matches('>');
+        let bare = message_id
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>');
         if bare.is_empty() {
             return Ok(None);
         }
         let bracketed = format!("<{bare}>");
-        const SQL: &str = log_sql!("WHERE l.message_id = $1 OR l.message_id = $2 ORDER BY l.id LIMIT 1");
+        const SQL: &str =
+            log_sql!("WHERE l.message_id = $1 OR l.message_id = $2 ORDER BY l.id LIMIT 1");
         Ok(on_pool!(self, p => {
             sqlx::query_as::<_, SentLog>(SQL)
                 .bind(&bracketed)
@@ -99,8 +103,10 @@ impl Store {
         email: &str,
         since: NaiveDateTime,
     ) -> DbResult<Vec<SentLog>> {
-        const SQL: &str = log_sql!("WHERE LOWER(l.recipient_email) = LOWER($1) AND l.status IN ('sent', 'bounced')
-             AND l.sent_at >= $2 ORDER BY l.sent_at DESC, l.id DESC LIMIT 50");
+        const SQL: &str = log_sql!(
+            "WHERE LOWER(l.recipient_email) = LOWER($1) AND l.status IN ('sent', 'bounced')
+             AND l.sent_at >= $2 ORDER BY l.sent_at DESC, l.id DESC LIMIT 50"
+        );
         Ok(on_pool!(self, p => {
             sqlx::query_as::<_, SentLog>(SQL)
                 .bind(email.trim())

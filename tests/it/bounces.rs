@@ -9,8 +9,7 @@ use std::time::Duration;
 use recalliq::bounces::parse::Severity;
 use recalliq::bounces::{IngestConfig, IngestSummary, Report, TokenKey, classify, ingest_path};
 use recalliq::db::{
-    NewBatch, NewContact, NewTemplate, Page, Security, SmtpServer, SmtpSettings, Store,
-    TenantScope,
+    NewBatch, NewContact, NewTemplate, Page, Security, SmtpServer, SmtpSettings, Store, TenantScope,
 };
 use recalliq::engine::{Engine, EngineConfig};
 use recalliq::secrets::SecretKey;
@@ -34,16 +33,30 @@ fn corpus_is_classified() {
     let mid = "<1a2b.c3d4@acme.test>";
     let to = "ann@example.com";
     let b = bounce(classify(
-        corpus::postfix_dsn(to, Some(mid), "5.1.1", "550 5.1.1 <ann@example.com>: Recipient address rejected: User unknown")
-            .as_bytes(),
+        corpus::postfix_dsn(
+            to,
+            Some(mid),
+            "5.1.1",
+            "550 5.1.1 <ann@example.com>: Recipient address rejected: User unknown",
+        )
+        .as_bytes(),
     ));
     assert_eq!(b.format, "rfc3464");
-    assert_eq!(b.original_message_id.as_deref(), Some("1a2b.c3d4@acme.test"));
+    assert_eq!(
+        b.original_message_id.as_deref(),
+        Some("1a2b.c3d4@acme.test")
+    );
     assert_eq!(b.failures.len(), 1);
     assert_eq!(b.failures[0].email, to);
     assert_eq!(b.failures[0].severity, Severity::Hard);
     assert_eq!(b.failures[0].status.as_deref(), Some("5.1.1"));
-    assert!(b.failures[0].diagnostic.as_deref().unwrap().starts_with("550 5.1.1"));
+    assert!(
+        b.failures[0]
+            .diagnostic
+            .as_deref()
+            .unwrap()
+            .starts_with("550 5.1.1")
+    );
 
     let soft = bounce(classify(
         corpus::postfix_dsn(to, Some(mid), "4.2.2", "452 4.2.2 Mailbox full").as_bytes(),
@@ -56,10 +69,21 @@ fn corpus_is_classified() {
     ] {
         let b = bounce(classify(raw.as_bytes()));
         assert_eq!(b.format, "rfc3464", "{name}");
-        assert_eq!(b.original_message_id.as_deref(), Some("1a2b.c3d4@acme.test"), "{name}");
+        assert_eq!(
+            b.original_message_id.as_deref(),
+            Some("1a2b.c3d4@acme.test"),
+            "{name}"
+        );
         assert_eq!(b.failures[0].email, to, "{name}");
         assert_eq!(b.failures[0].severity, Severity::Hard, "{name}");
-        assert!(b.failures[0].status.as_deref().unwrap().starts_with("5.1.1"), "{name}");
+        assert!(
+            b.failures[0]
+                .status
+                .as_deref()
+                .unwrap()
+                .starts_with("5.1.1"),
+            "{name}"
+        );
     }
     for (name, raw, code) in [
         ("exim", corpus::exim_text(to, mid), "5.1.1"),
@@ -68,7 +92,11 @@ fn corpus_is_classified() {
         let b = bounce(classify(raw.as_bytes()));
         assert_eq!(b.format, "text", "{name}");
         assert!(b.quoted_headers, "{name}");
-        assert_eq!(b.original_message_id.as_deref(), Some("1a2b.c3d4@acme.test"), "{name}");
+        assert_eq!(
+            b.original_message_id.as_deref(),
+            Some("1a2b.c3d4@acme.test"),
+            "{name}"
+        );
         assert_eq!(b.failures.len(), 1, "{name}: {:?}", b.failures);
         assert_eq!(b.failures[0].email, to, "{name}");
         assert_eq!(b.failures[0].status.as_deref(), Some(code), "{name}");
@@ -79,7 +107,10 @@ fn corpus_is_classified() {
     assert_eq!(bare.original_message_id, None);
     assert_eq!(bare.failures[0].severity, Severity::Soft);
 
-    assert_eq!(classify(corpus::delivered_notice(to).as_bytes()), Report::DeliveryNotice);
+    assert_eq!(
+        classify(corpus::delivered_notice(to).as_bytes()),
+        Report::DeliveryNotice
+    );
     for r in corpus::auto_replies(to) {
         assert_eq!(classify(r.as_bytes()), Report::AutoReply, "{r}");
     }
@@ -98,6 +129,29 @@ fn corpus_is_classified() {
         classify(corpus::exim_text(to, mid).as_bytes()),
         Report::Bounce(_)
     ));
+    // Every prefix (cut anywhere, also inside UTF-8 sequences) and a byte-flipped copy of
+    // every corpus message: no panic.
+    let mut all = vec![
+        corpus::postfix_dsn(to, Some(mid), "5.1.1", "550 5.1.1 ünïcödé"),
+        corpus::gmail_dsn(to, mid),
+        corpus::outlook_dsn(to, mid),
+        corpus::exim_text(to, mid),
+        corpus::qmail_text(to, mid),
+        corpus::bare_text_bounce("ü@例え.jp", "550"),
+    ];
+    all.extend(corpus::auto_replies("Zoë <zoe@example.com>"));
+    for m in &all {
+        let bytes = m.as_bytes();
+        for cut in (0..bytes.len()).step_by(23) {
+            let _ = classify(&bytes[..cut]);
+        }
+        let flipped: Vec<u8> = bytes
+            .iter()
+            .enumerate()
+            .map(|(i, b)| if i % 41 == 0 { b ^ 0x80 } else { *b })
+            .collect();
+        let _ = classify(&flipped);
+    }
     for raw in corpus::malformed() {
         assert!(
             !matches!(classify(&raw), Report::Bounce(_) | Report::Unsubscribe(_)),
@@ -153,7 +207,13 @@ async fn setup(store: &Store, domain: &str, port: u16, n: usize) -> (TenantScope
     (scope, template.id, g.id, batch)
 }
 
-async fn new_batch(store: &Store, scope: TenantScope, template: i32, group: i32, name: &str) -> i32 {
+async fn new_batch(
+    store: &Store,
+    scope: TenantScope,
+    template: i32,
+    group: i32,
+    name: &str,
+) -> i32 {
     store
         .create_batch(
             scope,
@@ -220,7 +280,12 @@ fn write_maildir(dir: &Path, messages: &[(&str, Vec<u8>)]) {
     }
 }
 
-async fn log_of(store: &Store, scope: TenantScope, batch: i32, email: &str) -> recalliq::db::EmailLog {
+async fn log_of(
+    store: &Store,
+    scope: TenantScope,
+    batch: i32,
+    email: &str,
+) -> recalliq::db::EmailLog {
     store
         .list_email_logs(scope, batch, Page::first(1000), None)
         .await
@@ -258,7 +323,10 @@ store_test!(maildir_end_to_end, |store| async move {
     ids.dedup();
     assert_eq!(ids.len(), 8);
     assert_eq!(
-        log_of(&store, scope, batch, "user0@example.com").await.message_id.as_deref(),
+        log_of(&store, scope, batch, "user0@example.com")
+            .await
+            .message_id
+            .as_deref(),
         Some(mid(0).as_str())
     );
     let (mailto5, https5) = unsubscribe_targets(message_to(&msgs, "user5@example.com"));
@@ -269,7 +337,13 @@ store_test!(maildir_end_to_end, |store| async move {
 
     let forged_mailto = {
         // user6's token with user7's log id: a forgery.
-        let t6 = mailto6.split("unsubscribe-").nth(1).unwrap().split('@').next().unwrap();
+        let t6 = mailto6
+            .split("unsubscribe-")
+            .nth(1)
+            .unwrap()
+            .split('@')
+            .next()
+            .unwrap();
         let log7 = log_of(&store, scope, batch, "user7@example.com").await.id;
         let forged = format!("u{log7}-{}", t6.split('-').nth(1).unwrap());
         format!("news+unsubscribe-{forged}@acme.test")
@@ -277,25 +351,81 @@ store_test!(maildir_end_to_end, |store| async move {
     let mail = tempfile::tempdir().unwrap();
     let md = mail.path().join("Maildir");
     let mut inbox: Vec<(&str, Vec<u8>)> = vec![
-        ("01.postfix-hard", corpus::postfix_dsn("user0@example.com", Some(&mid(0)), "5.1.1", "550 5.1.1 <user0@example.com>: Recipient address rejected: User unknown").into_bytes()),
-        ("02.exim-hard", corpus::exim_text("user1@example.com", &mid(1)).into_bytes()),
+        (
+            "01.postfix-hard",
+            corpus::postfix_dsn(
+                "user0@example.com",
+                Some(&mid(0)),
+                "5.1.1",
+                "550 5.1.1 <user0@example.com>: Recipient address rejected: User unknown",
+            )
+            .into_bytes(),
+        ),
+        (
+            "02.exim-hard",
+            corpus::exim_text("user1@example.com", &mid(1)).into_bytes(),
+        ),
         // Soft, quoting no headers: matched by recipient and recent batch.
-        ("03.bare-soft", corpus::bare_text_bounce("user2@example.com", "452").into_bytes()),
-        ("04.soft-a", corpus::postfix_dsn("user3@example.com", Some(&mid(3)), "4.2.2", "452 4.2.2 Mailbox full").into_bytes()),
-        ("05.soft-b", corpus::postfix_dsn("user3@example.com", Some(&mid(3)), "4.2.2", "452 4.2.2 Mailbox still full").into_bytes()),
+        (
+            "03.bare-soft",
+            corpus::bare_text_bounce("user2@example.com", "452").into_bytes(),
+        ),
+        (
+            "04.soft-a",
+            corpus::postfix_dsn(
+                "user3@example.com",
+                Some(&mid(3)),
+                "4.2.2",
+                "452 4.2.2 Mailbox full",
+            )
+            .into_bytes(),
+        ),
+        (
+            "05.soft-b",
+            corpus::postfix_dsn(
+                "user3@example.com",
+                Some(&mid(3)),
+                "4.2.2",
+                "452 4.2.2 Mailbox still full",
+            )
+            .into_bytes(),
+        ),
         // Forged: quotes a Message-ID we never sent.
-        ("06.forged", corpus::gmail_dsn("user4@example.com", "<never-sent.1@acme.test>").into_bytes()),
+        (
+            "06.forged",
+            corpus::gmail_dsn("user4@example.com", "<never-sent.1@acme.test>").into_bytes(),
+        ),
         // Foreign: no quoted headers, an address we never sent to.
-        ("07.foreign", corpus::bare_text_bounce("stranger@example.org", "550").into_bytes()),
-        ("08.unsubscribe", corpus::unsubscribe_mail("user5@example.com", &mailto5).into_bytes()),
-        ("09.forged-unsubscribe", corpus::unsubscribe_mail("user7@example.com", &forged_mailto).into_bytes()),
-        ("10.delivered", corpus::delivered_notice("user6@example.com").into_bytes()),
+        (
+            "07.foreign",
+            corpus::bare_text_bounce("stranger@example.org", "550").into_bytes(),
+        ),
+        (
+            "08.unsubscribe",
+            corpus::unsubscribe_mail("user5@example.com", &mailto5).into_bytes(),
+        ),
+        (
+            "09.forged-unsubscribe",
+            corpus::unsubscribe_mail("user7@example.com", &forged_mailto).into_bytes(),
+        ),
+        (
+            "10.delivered",
+            corpus::delivered_notice("user6@example.com").into_bytes(),
+        ),
     ];
-    for (i, r) in corpus::auto_replies("user6@example.com").into_iter().enumerate() {
+    for (i, r) in corpus::auto_replies("user6@example.com")
+        .into_iter()
+        .enumerate()
+    {
         inbox.push((["11.auto-a", "11.auto-b", "11.auto-c"][i], r.into_bytes()));
     }
     for (i, raw) in corpus::malformed().into_iter().enumerate() {
-        inbox.push((["12.bad-a", "12.bad-b", "12.bad-c", "12.bad-d", "12.bad-e", "12.bad-f"][i], raw));
+        inbox.push((
+            [
+                "12.bad-a", "12.bad-b", "12.bad-c", "12.bad-d", "12.bad-e", "12.bad-f",
+            ][i],
+            raw,
+        ));
     }
     write_maildir(&md, &inbox);
 
@@ -312,7 +442,10 @@ store_test!(maildir_end_to_end, |store| async move {
     assert_eq!(sum.hard, 2, "{sum:?}");
     assert_eq!(sum.soft, 3, "{sum:?}");
     assert_eq!(sum.unsubscribed, 1, "{sum:?}");
-    assert_eq!(sum.suppressed, 4, "user0, user1, user3 (2 soft), user5: {sum:?}");
+    assert_eq!(
+        sum.suppressed, 4,
+        "user0, user1, user3 (2 soft), user5: {sum:?}"
+    );
     assert_eq!(sum.unmatched, 3, "forged, foreign, forged token: {sum:?}");
     assert_eq!(sum.auto_replies, 3, "{sum:?}");
     assert_eq!(sum.delivery_notices, 1, "{sum:?}");
@@ -323,22 +456,61 @@ store_test!(maildir_end_to_end, |store| async move {
     for i in [0, 1] {
         let l = log_of(&store, scope, batch, &format!("user{i}@example.com")).await;
         assert_eq!(l.status, "bounced", "{l:?}");
-        assert!(l.smtp_response.as_deref().unwrap().contains("5.1.1"), "{l:?}");
-        assert_eq!(reason(&store, scope, &format!("user{i}@example.com")).await.as_deref(), Some("bounced"));
+        assert!(
+            l.smtp_response.as_deref().unwrap().contains("5.1.1"),
+            "{l:?}"
+        );
+        assert_eq!(
+            reason(&store, scope, &format!("user{i}@example.com"))
+                .await
+                .as_deref(),
+            Some("bounced")
+        );
     }
     for i in [2, 3, 4, 6, 7] {
         let l = log_of(&store, scope, batch, &format!("user{i}@example.com")).await;
-        assert_eq!(l.status, "sent", "soft bounces and forgeries leave the log: {l:?}");
+        assert_eq!(
+            l.status, "sent",
+            "soft bounces and forgeries leave the log: {l:?}"
+        );
     }
-    assert_eq!(reason(&store, scope, "user2@example.com").await, None, "1 soft bounce < limit 2");
-    assert_eq!(reason(&store, scope, "user3@example.com").await.as_deref(), Some("bounced"));
-    assert_eq!(reason(&store, scope, "user4@example.com").await, None, "forged report");
-    assert_eq!(reason(&store, scope, "user5@example.com").await.as_deref(), Some("unsubscribed"));
-    assert_eq!(reason(&store, scope, "user7@example.com").await, None, "forged token");
+    assert_eq!(
+        reason(&store, scope, "user2@example.com").await,
+        None,
+        "1 soft bounce < limit 2"
+    );
+    assert_eq!(
+        reason(&store, scope, "user3@example.com").await.as_deref(),
+        Some("bounced")
+    );
+    assert_eq!(
+        reason(&store, scope, "user4@example.com").await,
+        None,
+        "forged report"
+    );
+    assert_eq!(
+        reason(&store, scope, "user5@example.com").await.as_deref(),
+        Some("unsubscribed")
+    );
+    assert_eq!(
+        reason(&store, scope, "user7@example.com").await,
+        None,
+        "forged token"
+    );
     assert_eq!(store.count_suppressions(scope).await.unwrap(), 4);
     let counts = store.bounce_counts_for_batch(scope, batch).await.unwrap();
-    assert_eq!((counts.hard_bounced, counts.soft_bounced, counts.unsubscribed), (2, 2, 1));
-    assert_eq!(store.bounce_counts_for_tenant(scope, None).await.unwrap(), counts);
+    assert_eq!(
+        (
+            counts.hard_bounced,
+            counts.soft_bounced,
+            counts.unsubscribed
+        ),
+        (2, 2, 1)
+    );
+    assert_eq!(
+        store.bounce_counts_for_tenant(scope, None).await.unwrap(),
+        counts
+    );
 
     // Unmatched and unrecognized stay in new/; the rest moved to cur/; nothing deleted.
     let left: Vec<String> = std::fs::read_dir(md.join("new"))
@@ -347,15 +519,25 @@ store_test!(maildir_end_to_end, |store| async move {
         .collect();
     assert_eq!(left.len(), 9, "{left:?}");
     assert!(left.iter().any(|n| n == "06.forged") && left.iter().any(|n| n == "12.bad-a"));
-    assert_eq!(std::fs::read_dir(md.join("cur")).unwrap().count(), inbox.len() - 9);
+    assert_eq!(
+        std::fs::read_dir(md.join("cur")).unwrap().count(),
+        inbox.len() - 9
+    );
 
     // Ingesting again changes nothing.
     let mut again = IngestSummary::default();
     ingest_path(&store, &cfg, &md, &mut again).await.unwrap();
-    assert_eq!((again.hard, again.soft, again.suppressed), (0, 0, 0), "{again:?}");
+    assert_eq!(
+        (again.hard, again.soft, again.suppressed),
+        (0, 0, 0),
+        "{again:?}"
+    );
     assert_eq!(again.duplicates, 5, "{again:?}");
     assert_eq!(store.count_suppressions(scope).await.unwrap(), 4);
-    assert_eq!(store.bounce_counts_for_batch(scope, batch).await.unwrap(), counts);
+    assert_eq!(
+        store.bounce_counts_for_batch(scope, batch).await.unwrap(),
+        counts
+    );
 
     // The next batch skips every suppressed address.
     let next = new_batch(&store, scope, template, group, "Summer").await;
@@ -369,7 +551,10 @@ store_test!(maildir_end_to_end, |store| async move {
         .map(|l| l.recipient_email)
         .collect();
     for i in [0, 1, 3, 5] {
-        assert!(!queued_to.contains(&format!("user{i}@example.com")), "{queued_to:?}");
+        assert!(
+            !queued_to.contains(&format!("user{i}@example.com")),
+            "{queued_to:?}"
+        );
     }
 });
 
@@ -401,9 +586,15 @@ store_test!(tenants_are_kept_apart, |store| async move {
     assert_eq!(sum.unmatched, 1, "{sum:?}");
     ingest_path(&store, &cfg, &quoted, &mut sum).await.unwrap();
     assert_eq!(sum.hard, 1, "{sum:?}");
-    assert_eq!(reason(&store, a, "user0@example.com").await.as_deref(), Some("bounced"));
+    assert_eq!(
+        reason(&store, a, "user0@example.com").await.as_deref(),
+        Some("bounced")
+    );
     assert_eq!(reason(&store, b, "user0@example.com").await, None);
-    assert_eq!(log_of(&store, b, batch_b, "user0@example.com").await.status, "sent");
+    assert_eq!(
+        log_of(&store, b, batch_b, "user0@example.com").await.status,
+        "sent"
+    );
     // The files are left where they were.
     assert!(bare.exists() && quoted.exists());
 });
@@ -423,7 +614,10 @@ async fn http(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no status line: {text:?}"));
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -448,7 +642,13 @@ store_test!(one_click_unsubscribe_endpoint, |store| async move {
     let https = https.expect("https URL with a public base URL");
     assert!(https.starts_with("https://unsub.acme.test/u/u"), "{https}");
     assert_eq!(
-        mailto.split("unsubscribe-").nth(1).unwrap().split('@').next().unwrap(),
+        mailto
+            .split("unsubscribe-")
+            .nth(1)
+            .unwrap()
+            .split('@')
+            .next()
+            .unwrap(),
         https.rsplit('/').next().unwrap(),
         "mailto and URL carry the same token"
     );
@@ -456,7 +656,10 @@ store_test!(one_click_unsubscribe_endpoint, |store| async move {
         m0.header("List-Unsubscribe-Post").as_deref(),
         Some("List-Unsubscribe=One-Click")
     );
-    assert!(m0.data.contains(&https), "{{{{ unsubscribe_url }}}} renders the URL");
+    assert!(
+        m0.data.contains(&https),
+        "{{{{ unsubscribe_url }}}} renders the URL"
+    );
     let path0 = format!("/u/{}", https.rsplit('/').next().unwrap());
     let (_, https1) = unsubscribe_targets(message_to(&msgs, "user1@example.com"));
     let token1 = https1.unwrap().rsplit('/').next().unwrap().to_string();
@@ -465,24 +668,46 @@ store_test!(one_click_unsubscribe_endpoint, |store| async move {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let server = tokio::spawn(recalliq::bounces::http::serve(listener, store.clone(), key, stop_rx));
+    let server = tokio::spawn(recalliq::bounces::http::serve(
+        listener,
+        store.clone(),
+        key,
+        stop_rx,
+    ));
 
     // GET only confirms (link scanners must not unsubscribe anyone).
-    let (status, body) = http(addr, format!("GET {path0} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await;
+    let (status, body) = http(
+        addr,
+        format!("GET {path0} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("<form method=\"post\""), "{body}");
     assert!(body.contains("u****@example.com"), "{body}");
-    assert!(!body.contains("user0@"), "the page does not print the address: {body}");
+    assert!(
+        !body.contains("user0@"),
+        "the page does not print the address: {body}"
+    );
     assert_eq!(reason(&store, scope, "user0@example.com").await, None);
 
     let (status, body) = http(addr, &post(&path0)).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(reason(&store, scope, "user0@example.com").await.as_deref(), Some("unsubscribed"));
+    assert_eq!(
+        reason(&store, scope, "user0@example.com").await.as_deref(),
+        Some("unsubscribed")
+    );
     // Replayed: same answer, nothing doubled.
     let (status, _) = http(addr, &post(&path0)).await;
     assert_eq!(status, 200);
     assert_eq!(store.count_suppressions(scope).await.unwrap(), 1);
-    assert_eq!(store.bounce_counts_for_batch(scope, batch).await.unwrap().unsubscribed, 1);
+    assert_eq!(
+        store
+            .bounce_counts_for_batch(scope, batch)
+            .await
+            .unwrap()
+            .unsubscribed,
+        1
+    );
 
     // Forged: user1's tag on user2's id, a flipped tag, a made-up token, garbage.
     let log2 = log_of(&store, scope, batch, "user2@example.com").await.id;
@@ -501,34 +726,62 @@ store_test!(one_click_unsubscribe_endpoint, |store| async move {
         let (status, _) = http(addr, format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes()).await;
         assert_eq!(status, 404, "{path}");
     }
-    assert_eq!(store.count_suppressions(scope).await.unwrap(), 1, "forgeries suppress nobody");
+    assert_eq!(
+        store.count_suppressions(scope).await.unwrap(),
+        1,
+        "forgeries suppress nobody"
+    );
 
     // Limits and malformed requests.
     let huge = format!("GET /u/x HTTP/1.1\r\nX-Pad: {}\r\n\r\n", "a".repeat(20_000));
     assert_eq!(http(addr, huge.as_bytes()).await.0, 413);
     assert_eq!(
-        http(addr, b"POST /u/x HTTP/1.1\r\nContent-Length: 999999\r\n\r\n").await.0,
+        http(
+            addr,
+            b"POST /u/x HTTP/1.1\r\nContent-Length: 999999\r\n\r\n"
+        )
+        .await
+        .0,
         413
     );
     assert_eq!(http(addr, b"HELLO\r\n\r\n").await.0, 400);
     assert_eq!(
-        http(addr, b"POST /u/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").await.0,
+        http(
+            addr,
+            b"POST /u/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .await
+        .0,
         400
     );
-    assert_eq!(http(addr, format!("DELETE {path0} HTTP/1.1\r\n\r\n").as_bytes()).await.0, 405);
+    assert_eq!(
+        http(addr, format!("DELETE {path0} HTTP/1.1\r\n\r\n").as_bytes())
+            .await
+            .0,
+        405
+    );
 
     // The unsubscribe mail of the same token is a replay too.
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("unsub.eml");
     std::fs::write(&f, corpus::unsubscribe_mail("user0@example.com", &mailto)).unwrap();
     let cfg = IngestConfig {
-        token_key: Some(TokenKey::from_secret(&SecretKey::load(keydir.path()).unwrap())),
+        token_key: Some(TokenKey::from_secret(
+            &SecretKey::load(keydir.path()).unwrap(),
+        )),
         ..IngestConfig::default()
     };
     let mut sum = IngestSummary::default();
     ingest_path(&store, &cfg, &f, &mut sum).await.unwrap();
     assert_eq!((sum.unsubscribed, sum.suppressed), (1, 0), "{sum:?}");
-    assert_eq!(store.bounce_counts_for_batch(scope, batch).await.unwrap().unsubscribed, 1);
+    assert_eq!(
+        store
+            .bounce_counts_for_batch(scope, batch)
+            .await
+            .unwrap()
+            .unsubscribed,
+        1
+    );
 
     stop_tx.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(5), server)
@@ -547,20 +800,74 @@ fn cli_ingest_show_and_serve() {
     on_both_backends(|env| {
         let sink = SmtpSink::start(SinkConfig::default());
         let port = sink.port().to_string();
-        env.write_config("[unsubscribe]\nbase_url = \"https://unsub.acme.test\"\n[bounces]\nsoft_limit = 5\n");
+        env.write_config(
+            "[unsubscribe]\nbase_url = \"https://unsub.acme.test\"\n[bounces]\nsoft_limit = 5\n",
+        );
         let run = |args: &[&str]| {
             env.run(args, None).ok();
         };
-        run(&["tenant", "create", "--name", "Acme", "--domain", "acme.test"]);
+        run(&[
+            "tenant",
+            "create",
+            "--name",
+            "Acme",
+            "--domain",
+            "acme.test",
+        ]);
         run(&["group", "create", "--tenant", "acme.test", "--name", "News"]);
         for e in ["ann@example.com", "bob@example.com"] {
-            run(&["contact", "add", "--tenant", "acme.test", "--group", "News", "--email", e]);
+            run(&[
+                "contact",
+                "add",
+                "--tenant",
+                "acme.test",
+                "--group",
+                "News",
+                "--email",
+                e,
+            ]);
         }
-        let html = env.file("t.html", b"<p>Hello. <a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>");
-        run(&["template", "create", "--tenant", "acme.test", "--name", "N", "--subject", "News", "--html-file", &html]);
-        run(&["smtp", "set", "--tenant", "acme.test", "--host", "127.0.0.1", "--port", &port, "--security", "none"]);
+        let html = env.file(
+            "t.html",
+            b"<p>Hello. <a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>",
+        );
+        run(&[
+            "template",
+            "create",
+            "--tenant",
+            "acme.test",
+            "--name",
+            "N",
+            "--subject",
+            "News",
+            "--html-file",
+            &html,
+        ]);
+        run(&[
+            "smtp",
+            "set",
+            "--tenant",
+            "acme.test",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--security",
+            "none",
+        ]);
         let created = env.run(
-            &["batch", "create", "--tenant", "acme.test", "--name", "S", "--template", "N", "--group", "News"],
+            &[
+                "batch",
+                "create",
+                "--tenant",
+                "acme.test",
+                "--name",
+                "S",
+                "--template",
+                "N",
+                "--group",
+                "News",
+            ],
             None,
         );
         created.ok();
@@ -610,7 +917,10 @@ fn cli_ingest_show_and_serve() {
             .parse()
             .unwrap();
         let path = format!("/u/{}", https.rsplit('/').next().unwrap());
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let (status, body) = rt.block_on(http(addr, &post(&path)));
         let (forged, _) = rt.block_on(http(addr, &post("/u/u1-ffffffffffffffffffff")));
         let _ = child.kill();
@@ -621,6 +931,10 @@ fn cli_ingest_show_and_serve() {
         assert_eq!(stats["unsubscribed"], 1, "{stats}");
         assert_eq!(stats["hard_bounced"], 1, "{stats}");
         let sup = env.run(&["suppress", "list", "--tenant", "acme.test"], None);
-        assert!(sup.stdout.contains("unsubscribed") && sup.stdout.contains("bounced"), "{}", sup.stdout);
+        assert!(
+            sup.stdout.contains("unsubscribed") && sup.stdout.contains("bounced"),
+            "{}",
+            sup.stdout
+        );
     });
 }

@@ -11,7 +11,11 @@ pub fn original_headers(to: &str, message_id: &str) -> String {
 
 /// Postfix: multipart/report, delivery-status, text/rfc822-headers.
 pub fn postfix_dsn(to: &str, message_id: Option<&str>, status: &str, diag: &str) -> String {
-    let action = if status.starts_with('4') { "delayed" } else { "failed" };
+    let action = if status.starts_with('4') {
+        "delayed"
+    } else {
+        "failed"
+    };
     let quoted = match message_id {
         Some(id) => format!(
             "--B1.postfix\r\nContent-Description: Undelivered Message Headers\r\nContent-Type: text/rfc822-headers\r\n\r\n{}\r\n",
