@@ -96,7 +96,7 @@ pub fn classify(raw: &[u8]) -> Report {
 }
 
 /// The unfolded value of the first top-level header `name`.
-fn header<'a>(msg: &'a Message<'_>, name: &str) -> Option<String> {
+fn header(msg: &Message<'_>, name: &str) -> Option<String> {
     msg.headers_raw()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| unfold(v))
@@ -581,10 +581,9 @@ fn reply_codes(text: &str) -> Vec<&str> {
         if before_ok
             && after_ok
             && let Some(code) = text.get(i..i + 3)
+            && REPLY_CODES.contains(&code)
         {
-            if REPLY_CODES.contains(&code) {
-                out.push(code);
-            }
+            out.push(code);
         }
     }
     out
