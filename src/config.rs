@@ -15,6 +15,32 @@ pub struct FileConfig {
     /// Theme name (`dark`, `light`) or path of a theme TOML file.
     pub theme: Option<String>,
     pub mouse: Option<bool>,
+    /// `[unsubscribe]`: where the one-click endpoint is reachable.
+    pub unsubscribe: Option<UnsubscribeConfig>,
+    /// `[bounces]`: soft-bounce policy of `bounces ingest`.
+    pub bounces: Option<BouncesConfig>,
+}
+
+/// `[unsubscribe]` of `config.toml`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UnsubscribeConfig {
+    /// Public `https://` base URL of `recalliq unsubscribe serve` (behind a TLS proxy);
+    /// messages then carry `BASE/u/TOKEN` and List-Unsubscribe-Post (RFC 8058).
+    pub base_url: Option<String>,
+}
+
+/// `[bounces]` of `config.toml`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BouncesConfig {
+    /// Soft bounces of one address within `soft_days` that suppress it (default 3).
+    pub soft_limit: Option<u32>,
+    /// Window of `soft_limit`, in days (default 14).
+    pub soft_days: Option<u32>,
+    /// How far back a report that quotes no original headers is matched by recipient, in
+    /// days (default 14).
+    pub match_days: Option<u32>,
 }
 
 /// Where the database URL came from, for `doctor` and error messages.

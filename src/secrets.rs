@@ -190,6 +190,16 @@ impl SecretKey {
         })
     }
 
+    /// A key for another purpose (`purpose` names it), derived with HMAC-SHA256 so that
+    /// the secret key itself is never used twice. Unsubscribe tokens are signed with one.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.key);
+        let tag = ring::hmac::sign(&k, format!("recalliq derived key: {purpose}").as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
     pub fn source(&self) -> &KeySource {
         &self.source
     }

@@ -30,6 +30,10 @@ pub fn required(cmd: &Command) -> Option<Action> {
     Some(match cmd {
         Command::Migrate(_) | Command::Demo(_) | Command::Worker(_) => return None,
         Command::Maintenance(_) => return None,
+        // Reports from receivers and the public endpoint concern every tenant.
+        Command::Bounces(super::bounce_commands::BouncesCommand::Ingest { .. })
+        | Command::Unsubscribe(_) => return None,
+        Command::Bounces(super::bounce_commands::BouncesCommand::Stats { .. }) => View,
         Command::Auth(AuthCommand::Check { .. }) => View,
         Command::User(c) => match c {
             UserCommand::List { .. } => View,

@@ -71,6 +71,12 @@ pub enum Command {
     Batch(BatchCommand),
     /// A batch's email logs: print (--json, --csv), tail (--follow) or open the log viewer
     Logs(LogsArgs),
+    /// Bounces: ingest DSNs, auto-replies and unsubscribe mails; counts
+    #[command(subcommand)]
+    Bounces(super::bounce_commands::BouncesCommand),
+    /// The one-click unsubscribe endpoint (RFC 8058)
+    #[command(subcommand)]
+    Unsubscribe(super::bounce_commands::UnsubscribeCommand),
     /// Reports (not available yet)
     Stats(Pending),
     /// Maintenance: clean-logs, reset-usage (not available yet)

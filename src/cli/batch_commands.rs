@@ -30,9 +30,10 @@ struct BatchView<'a> {
     #[serde(flatten)]
     batch: &'a Batch,
     queue: QueueCounts,
+    bounces: crate::db::BounceCounts,
 }
 
-fn print_batch(b: &Batch, q: &QueueCounts) {
+fn print_batch(b: &Batch, q: &QueueCounts, bc: &crate::db::BounceCounts) {
     println!("batch #{} '{}' ({})", b.id, b.name, b.status);
     if let Some(r) = &b.status_reason {
         println!("reason: {r}");
@@ -43,6 +44,10 @@ fn print_batch(b: &Batch, q: &QueueCounts) {
     println!(
         "sent {}  failed {}  pending {}  sending {}  (failed {} rejected {} bounced {})",
         b.sent_count, b.failed_count, q.pending, q.sending, q.failed, q.rejected, q.bounced
+    );
+    println!(
+        "bounces: {} hard  {} soft  unsubscribed {}",
+        bc.hard_bounced, bc.soft_bounced, bc.unsubscribed
     );
 }
 
@@ -161,13 +166,15 @@ pub async fn batch_command(config: &Config, cmd: BatchCommand) -> CliResult<u8> 
             let scope = scope_of(&store, id, tenant.as_deref()).await?;
             let b = store.get_batch(scope, id).await?;
             let q = store.queue_counts(scope, id).await?;
+            let bc = store.bounce_counts_for_batch(scope, id).await?;
             if json {
                 print_json(&BatchView {
                     batch: &b,
                     queue: q,
+                    bounces: bc,
                 });
             } else {
-                print_batch(&b, &q);
+                print_batch(&b, &q, &bc);
             }
             Ok(0)
         }
@@ -197,6 +204,11 @@ pub async fn worker(config: &Config, args: WorkerArgs) -> CliResult<u8> {
         EngineConfig {
             chunk: args.chunk.max(1),
             config_dir: Some(config.config_dir.clone()),
+            public_base_url: config
+                .file
+                .unsubscribe
+                .as_ref()
+                .and_then(|u| u.base_url.clone()),
             ..EngineConfig::default()
         },
     );

@@ -77,6 +77,10 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Some(Command::Smtp(cmd)) => super::mail_commands::smtp_command(&config, cmd).await,
         Some(Command::Batch(cmd)) => super::batch_commands::batch_command(&config, cmd).await,
         Some(Command::Logs(args)) => super::logs_command::logs(&config, args, tui_opts).await,
+        Some(Command::Bounces(cmd)) => super::bounce_commands::bounces_command(&config, cmd).await,
+        Some(Command::Unsubscribe(cmd)) => {
+            super::bounce_commands::unsubscribe_command(&config, cmd).await
+        }
         Some(Command::Stats(_)) => Err(pending("stats", 8)),
         Some(Command::Maintenance(_)) => Err(pending("maintenance", 8)),
     }

@@ -5,6 +5,7 @@
 mod acting;
 mod args;
 mod batch_commands;
+mod bounce_commands;
 mod commands;
 mod contacts;
 mod logs_command;

@@ -37,6 +37,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../migrations/postgres/0004_engine_queue.sql"),
     },
     Migration {
+        version: 7,
+        name: "bounces",
+        sqlite: include_str!("../../migrations/sqlite/0007_bounces.sql"),
+        postgres: include_str!("../../migrations/postgres/0007_bounces.sql"),
+    },
+    Migration {
         version: 9,
         name: "log_viewer",
         sqlite: include_str!("../../migrations/sqlite/0009_log_viewer.sql"),

@@ -3,6 +3,7 @@
 //! reads or writes another tenant's data cannot be written (see `scope.rs`).
 
 mod batches;
+mod bounces;
 mod engine;
 mod groups;
 mod log_query;
@@ -16,6 +17,9 @@ mod tenants;
 mod users;
 
 pub use batches::{Batch, BatchGroup, NewBatch};
+pub use bounces::{
+    BounceCounts, EVENT_HARD, EVENT_SOFT, EVENT_UNSUBSCRIBE, NewBounceEvent, SentLog,
+};
 pub use engine::{Claim, ClaimedRow, Outcome, QueueCounts, RowResult, WriteCounts};
 pub use groups::{Contact, Group, GroupCounts, ImportCounts, NewContact};
 pub use log_query::{LogDetail, LogFilter, ReplyClass, RetryMode, SortColumn, TriageReport};

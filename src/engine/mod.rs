@@ -42,6 +42,10 @@ pub struct EngineConfig {
     pub flush_every: usize,
     /// Longest time a result waits to be written.
     pub flush_interval: Duration,
+    /// `https://...` base of the one-click unsubscribe endpoint (`recalliq unsubscribe
+    /// serve` behind a TLS proxy); messages then carry `BASE/u/TOKEN` and
+    /// List-Unsubscribe-Post.
+    pub public_base_url: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +70,7 @@ impl Default for EngineConfig {
             config_dir: None,
             flush_every: 100,
             flush_interval: Duration::from_millis(50),
+            public_base_url: None,
         }
     }
 }

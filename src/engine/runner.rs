@@ -33,6 +33,10 @@ struct Prepared {
     from_name: Option<String>,
     reply_to: Option<String>,
     unsubscribe: Unsubscribe,
+    /// Signs the per-recipient unsubscribe token (none without a key directory).
+    token_key: Option<crate::bounces::TokenKey>,
+    /// `EngineConfig::public_base_url`: adds the https one-click URL.
+    public_base_url: Option<String>,
 }
 
 struct Job {
@@ -148,7 +152,16 @@ async fn prepare(ctx: &Ctx) -> Result<Result<(Prepared, Transport), String>, DbE
         }
         SmtpSettings::Outbox(o) => Transport::Outbox(o.path.clone().into()),
     };
+    let token_key = match &ctx.config.config_dir {
+        None => None,
+        Some(dir) => match SecretKey::load(dir) {
+            Ok(k) => Some(crate::bounces::TokenKey::from_secret(&k)),
+            Err(e) => return Ok(Err(format!("unsubscribe tokens: {e}"))),
+        },
+    };
     let prepared = Prepared {
+        token_key,
+        public_base_url: ctx.config.public_base_url.clone(),
         renderer,
         tenant: TenantInfo::from(&tenant),
         batch_vars: batch.variables.map(|j| j.0),
@@ -401,7 +414,24 @@ async fn complete(ctx: &Ctx) -> Result<(), DbError> {
     }
 }
 
+/// The unsubscribe addresses of one recipient: `from+unsubscribe-TOKEN@domain` and, with a
+/// public base URL, `BASE/u/TOKEN` (RFC 8058 one-click).
+fn unsubscribe_for(prep: &Prepared, job: &Job) -> Unsubscribe {
+    let Some(key) = &prep.token_key else {
+        return prep.unsubscribe.clone();
+    };
+    let token = key.sign(job.id, &job.email);
+    Unsubscribe {
+        mailto: crate::bounces::token::mailto_address(&prep.unsubscribe.mailto, &token),
+        https_url: prep
+            .public_base_url
+            .as_deref()
+            .map(|base| crate::bounces::token::https_url(base, &token)),
+    }
+}
+
 fn build(prep: &Prepared, job: &Job) -> Result<lettre::Message, String> {
+    let unsubscribe = unsubscribe_for(prep, job);
     let recipient = Recipient {
         email: job.email.clone(),
         name: job.name.clone(),
@@ -413,7 +443,7 @@ fn build(prep: &Prepared, job: &Job) -> Result<lettre::Message, String> {
             &recipient,
             prep.batch_vars.as_ref(),
             &prep.tenant,
-            &prep.unsubscribe.url_for_template(),
+            &unsubscribe.url_for_template(),
         )
         .map_err(|e| e.to_string())?;
     let parts = MessageParts {
@@ -422,7 +452,7 @@ fn build(prep: &Prepared, job: &Job) -> Result<lettre::Message, String> {
         to_email: &job.email,
         to_name: job.name.as_deref(),
         reply_to: prep.reply_to.as_deref(),
-        unsubscribe: &prep.unsubscribe,
+        unsubscribe: &unsubscribe,
     };
     build_message(&parts, &rendered).map_err(|e| e.to_string())
 }

@@ -5,6 +5,8 @@ mod support;
 
 mod attach;
 mod auth;
+mod bounces;
+mod bounces_corpus;
 mod cli;
 mod contacts;
 mod demo;

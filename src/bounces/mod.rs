@@ -1,0 +1,16 @@
+//! Bounces and unsubscribes: the way back into the database (issue #9).
+//!
+//! - `token`: signed per-recipient unsubscribe tokens (List-Unsubscribe mailto and URL).
+//! - `parse`: what a returned message is (RFC 3464 DSN, non-standard bounce, auto-reply,
+//!   unsubscribe request).
+//! - `ingest`: maildir / mbox / .eml ingestion and what each report changes.
+//! - `http`: the RFC 8058 one-click endpoint (`recalliq unsubscribe serve`).
+
+pub mod http;
+pub mod ingest;
+pub mod parse;
+pub mod token;
+
+pub use ingest::{IngestConfig, IngestSummary, Unsubscribed, ingest_path, process_message};
+pub use parse::{Report, classify};
+pub use token::{Token, TokenKey};
