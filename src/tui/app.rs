@@ -17,6 +17,8 @@ use ratatui::widgets::{Block, Paragraph};
 use super::Options;
 use super::event::{AppEvent, ExternalEvent};
 use super::keymap::{COMMANDS, Cmd, CommandSpec, KeyMap, ScreenId, Where};
+use super::screens::batches::Batches;
+use super::screens::composer::Composer;
 use super::screens::dashboard::Dashboard;
 use super::screens::groups::{Contacts, Groups};
 use super::screens::login::{Login, LoginOutcome};
@@ -70,6 +72,8 @@ pub enum Pending {
     DiscardEdits,
     /// Groups, contacts, suppression: handled in `app/groups_ops.rs`.
     More(groups_ops::MorePending),
+    /// Batches and quitting while sending: handled in `app/batches_ops.rs`.
+    Batch(batches_ops::BatchPending),
 }
 
 /// The modal on top of a screen, if any.
@@ -89,6 +93,7 @@ pub enum Popup {
     Import(groups_ops::ImportPopup),
 }
 
+mod batches_ops;
 mod groups_ops;
 
 pub struct App {
@@ -124,6 +129,12 @@ pub struct App {
     pub events: Option<tokio::sync::mpsc::Sender<ExternalEvent>>,
     /// Where the import file picker starts (default: the current directory).
     pub import_dir: Option<std::path::PathBuf>,
+    pub batches: Batches,
+    /// The batch composer, when open (screen `Composer`).
+    pub composer: Option<Box<Composer>>,
+    /// The sending engine running in this process, if any.
+    pub engine: Option<batches_ops::InProcess>,
+    last_poll: Option<Instant>,
 }
 
 /// The rows of the whole screen: tab bar, body, status line, key footer.
@@ -183,6 +194,10 @@ impl App {
             area: Rect::new(0, 0, 80, 24),
             events: None,
             import_dir: None,
+            batches: Batches::default(),
+            composer: None,
+            engine: None,
+            last_poll: None,
         };
         if let Some(p) = problems.first() {
             tracing::warn!("{p}");
@@ -213,6 +228,11 @@ impl App {
         self.templates = Templates::default();
         self.editor = None;
         self.smtp = Smtp::default();
+        self.composer = None;
+        self.batches = Batches {
+            utc_offset: self.batches.utc_offset,
+            ..Batches::default()
+        };
         self.reset_tenant_screens();
         self.layout_tables();
         self.load(ScreenId::Dashboard).await;
@@ -236,6 +256,7 @@ impl App {
         self.groups.set_area(body);
         self.contacts.set_area(body);
         self.suppressions.set_area(body);
+        self.batches.set_area(body);
     }
 
     /// Periodic housekeeping: expire the toast, count down a login delay. Marks the app
@@ -306,6 +327,7 @@ impl App {
                 self.dirty = true;
                 self.drain().await;
             }
+            ExternalEvent::Engine(ev) => self.engine_event(ev).await,
         }
     }
 
@@ -332,6 +354,8 @@ impl App {
             self.filter_key(key).await;
         } else if self.screen == ScreenId::Editor {
             self.editor_key(key).await;
+        } else if self.screen == ScreenId::Composer {
+            self.composer_key(key).await;
         } else if let Some(spec) = self.keymap.lookup(self.screen, &key) {
             self.run(spec).await;
         }
@@ -358,8 +382,9 @@ impl App {
                 let [header, body, _, _] = chrome(self.area);
                 if ev.row == header.y {
                     let mut x = 0u16;
-                    for (i, s) in ScreenId::ALL.iter().enumerate() {
-                        let w = tab_label(i, *s).chars().count() as u16;
+                    let labels = self.tab_labels(header.width as usize);
+                    for (s, label) in ScreenId::ALL.iter().zip(&labels) {
+                        let w = label.chars().count() as u16;
                         if ev.column >= x + 11 && ev.column < x + 11 + w {
                             self.goto(*s).await;
                         }
@@ -373,7 +398,11 @@ impl App {
                     let first = table_area.y + 2;
                     if !matches!(
                         self.screen,
-                        ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp
+                        ScreenId::Dashboard
+                            | ScreenId::Editor
+                            | ScreenId::Smtp
+                            | ScreenId::BatchDetail
+                            | ScreenId::Composer
                     ) && ev.row >= first
                         && ev.row < table_area.bottom() - 1
                     {
@@ -383,6 +412,7 @@ impl App {
                             ScreenId::Groups => self.groups.table.offset,
                             ScreenId::Contacts => self.contacts.table.offset,
                             ScreenId::Suppression => self.suppressions.table.offset,
+                            ScreenId::Batches => self.batches.table.offset,
                             _ => self.users.table.offset,
                         };
                         let target = table + (ev.row - first) as usize;
@@ -407,6 +437,8 @@ impl App {
             ScreenId::Groups => self.groups.table.selected,
             ScreenId::Contacts => self.contacts.table.selected,
             ScreenId::Suppression => self.suppressions.table.selected,
+            ScreenId::Batches => self.batches.table.selected,
+            ScreenId::BatchDetail | ScreenId::Composer => 0,
         }
     }
 
@@ -493,7 +525,23 @@ impl App {
             return;
         }
         match spec.cmd {
-            Cmd::Quit => self.quit = true,
+            Cmd::Quit => self.ask_quit().await,
+            Cmd::Enter if self.screen == ScreenId::Batches => self.open_batch().await,
+            cmd if self.screen == ScreenId::Composer => self.batches_command(cmd).await,
+            Cmd::Create | Cmd::Duplicate | Cmd::Delete
+                if matches!(self.screen, ScreenId::Batches | ScreenId::BatchDetail) =>
+            {
+                self.batches_command(spec.cmd).await
+            }
+            Cmd::StartBatch
+            | Cmd::PauseBatch
+            | Cmd::ResumeBatch
+            | Cmd::CancelBatch
+            | Cmd::RetryFailed
+            | Cmd::OpenLogs => self.batches_command(spec.cmd).await,
+            Cmd::GotoBatches => {
+                self.goto(ScreenId::Batches).await;
+            }
             Cmd::Help => self.popup = Some(Popup::Help),
             Cmd::Palette => self.popup = Some(Popup::Palette(Palette::default())),
             Cmd::NextScreen | Cmd::PrevScreen => {
@@ -536,6 +584,9 @@ impl App {
                     ScreenId::Contacts => self.contacts.table.home(),
                     ScreenId::Suppression if end => self.suppressions.table.end(),
                     ScreenId::Suppression => self.suppressions.table.home(),
+                    ScreenId::Batches if end => self.batches.table.end(),
+                    ScreenId::Batches => self.batches.table.home(),
+                    ScreenId::BatchDetail | ScreenId::Composer => {}
                 }
                 self.load(self.screen).await;
             }
@@ -772,6 +823,7 @@ impl App {
             ScreenId::Groups => self.groups.table.page(),
             ScreenId::Contacts => self.contacts.table.page(),
             ScreenId::Suppression => self.suppressions.table.page(),
+            ScreenId::Batches => self.batches.table.page(),
             _ => self.users.table.page(),
         }
     }
@@ -785,6 +837,8 @@ impl App {
             ScreenId::Groups => self.groups.table.move_by(delta),
             ScreenId::Contacts => self.contacts.table.move_by(delta),
             ScreenId::Suppression => self.suppressions.table.move_by(delta),
+            ScreenId::Batches => self.batches.table.move_by(delta),
+            ScreenId::BatchDetail | ScreenId::Composer => return,
         }
         self.load(self.screen).await;
     }
@@ -812,6 +866,12 @@ impl App {
             ScreenId::Groups => self.groups.table.recount(),
             ScreenId::Contacts => self.contacts.table.recount(),
             ScreenId::Suppression => self.suppressions.table.recount(),
+            ScreenId::Batches => {
+                self.batches.table.recount();
+                self.batches.detail = None;
+                self.last_poll = Some(Instant::now());
+            }
+            ScreenId::BatchDetail | ScreenId::Composer => {}
         }
         self.load(screen).await;
         true
@@ -827,6 +887,13 @@ impl App {
             ScreenId::Groups => self.groups.table.search().is_some(),
             ScreenId::Contacts => self.contacts.table.search().is_some(),
             ScreenId::Suppression => self.suppressions.table.search().is_some(),
+            ScreenId::Batches => self.batches.table.search().is_some(),
+            ScreenId::BatchDetail => {
+                self.batches.detail = None;
+                self.goto(ScreenId::Batches).await;
+                return;
+            }
+            ScreenId::Composer => return,
         };
         if has_filter {
             self.edit_filter(|f| f.clear());
@@ -866,6 +933,11 @@ impl App {
                 change(&mut self.suppressions.table.filter);
                 self.suppressions.table.reset();
             }
+            ScreenId::Batches => {
+                change(&mut self.batches.table.filter);
+                self.batches.table.reset();
+            }
+            ScreenId::BatchDetail | ScreenId::Composer => {}
         }
     }
 
@@ -898,6 +970,7 @@ impl App {
             ScreenId::Users => users::new_form(FormPurpose::NewUser, session),
             ScreenId::Templates => templates::new_form(FormPurpose::NewTemplate),
             ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp => return,
+            ScreenId::Batches | ScreenId::BatchDetail | ScreenId::Composer => return,
             _ => return self.open_create_more(),
         }));
     }
@@ -932,6 +1005,7 @@ impl App {
                 self.smtp.form(FormPurpose::Smtp)
             }
             ScreenId::Dashboard => return,
+            ScreenId::Batches | ScreenId::BatchDetail | ScreenId::Composer => return,
             _ => return self.open_edit_more(),
         };
         self.popup = Some(Popup::Form(form));
@@ -1013,6 +1087,7 @@ impl App {
                 )
             }
             ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp => return,
+            ScreenId::Batches | ScreenId::BatchDetail | ScreenId::Composer => return,
             _ => return self.ask_toggle_more(),
         };
         self.popup = Some(Popup::Confirm(confirm));
@@ -1107,6 +1182,7 @@ impl App {
                     })
             }
             Pending::More(p) => self.confirmed_more(&session, p).await,
+            Pending::Batch(p) => self.confirmed_batch(&session, p).await,
         };
         match result {
             Ok((screen, text)) => {
@@ -1186,7 +1262,11 @@ impl App {
     async fn filter_key(&mut self, key: KeyEvent) {
         if matches!(
             self.screen,
-            ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp
+            ScreenId::Dashboard
+                | ScreenId::Editor
+                | ScreenId::Smtp
+                | ScreenId::BatchDetail
+                | ScreenId::Composer
         ) {
             self.filtering = false;
             return;
@@ -1220,6 +1300,8 @@ impl App {
             ScreenId::Groups => self.groups.table.invalidate(),
             ScreenId::Contacts => self.contacts.table.invalidate(),
             ScreenId::Suppression => self.suppressions.table.invalidate(),
+            ScreenId::Batches => self.batches.table.invalidate(),
+            ScreenId::BatchDetail | ScreenId::Composer => {}
         }
     }
 
@@ -1238,6 +1320,10 @@ impl App {
             ScreenId::Groups => self.groups.load(&self.store, session).await,
             ScreenId::Contacts => self.contacts.load(&self.store, session).await,
             ScreenId::Suppression => self.suppressions.load(&self.store, session).await,
+            ScreenId::Batches | ScreenId::BatchDetail => {
+                self.batches.load(&self.store, session).await
+            }
+            ScreenId::Composer => Ok(()),
         };
         if let Err(e) = result {
             tracing::error!("loading {}: {e}", screen.title());
@@ -1264,6 +1350,13 @@ impl App {
                 AppEvent::Goto(s) => {
                     self.goto(s).await;
                 }
+                AppEvent::OpenLogViewer { batch_id } => {
+                    // The log viewer is another screen's job; until it is wired, say so.
+                    tracing::info!(batch_id, "log viewer requested");
+                    self.toast = Some(Toast::error(format!(
+                        "log viewer not available (batch #{batch_id})"
+                    )));
+                }
                 AppEvent::Run(cmd) => {
                     if let Some(spec) = COMMANDS
                         .iter()
@@ -1282,6 +1375,10 @@ impl App {
                         self.users = Users::default();
                         self.templates = Templates::default();
                         self.smtp = Smtp::default();
+                        self.batches = Batches {
+                            utc_offset: self.batches.utc_offset,
+                            ..Batches::default()
+                        };
                         self.reset_tenant_screens();
                         self.layout_tables();
                         self.info(text);
@@ -1331,6 +1428,13 @@ impl App {
             ScreenId::Groups => self.groups.draw(frame, body, &self.theme),
             ScreenId::Contacts => self.contacts.draw(frame, body, &self.theme),
             ScreenId::Suppression => self.suppressions.draw(frame, body, &self.theme),
+            ScreenId::Batches => self.batches.draw(frame, body, &self.theme),
+            ScreenId::BatchDetail => self.batches.draw_detail(frame, body, &self.theme),
+            ScreenId::Composer => {
+                if let Some(c) = &self.composer {
+                    c.draw(frame, body, &self.theme);
+                }
+            }
         }
         self.draw_status(frame, status);
         self.draw_footer(frame, footer);
@@ -1356,12 +1460,78 @@ impl App {
         }
     }
 
+    /// The right part of the header: tenant, user (and role when there is room).
+    fn header_right(&self, session: &Session, width: u16) -> String {
+        let narrow = width < 100;
+        let tenant = match &session.tenant {
+            Some(x) if !narrow => {
+                let pct = (usage_ratio(x) * 100.0).round();
+                format!("{} ({pct}% quota)", x.domain)
+            }
+            Some(x) => shorten(&x.domain, 24),
+            None => "all tenants".to_string(),
+        };
+        let mut right = if narrow {
+            format!("│ {tenant} │ {} ", shorten(&session.user.username, 16))
+        } else {
+            format!(
+                "│ {tenant} │ {} ({}) ",
+                session.user.username, session.actor.role
+            )
+        };
+        if self.opts.readonly {
+            right.push_str(if narrow { "[ro] " } else { "[read-only] " });
+        }
+        right
+    }
+
+    /// The tab labels that fit `width` next to the brand and the user and tenant: full
+    /// names, else short names, else numbers with only the current screen named.
+    fn tab_labels(&self, width: usize) -> Vec<String> {
+        let right = match &self.session {
+            Some(s) => self.header_right(s, width as u16).chars().count(),
+            None => 0,
+        };
+        let room = width.saturating_sub(BRAND_WIDTH + right);
+        let current = match self.screen {
+            ScreenId::Contacts => ScreenId::Groups,
+            ScreenId::Editor => ScreenId::Templates,
+            ScreenId::BatchDetail | ScreenId::Composer => ScreenId::Batches,
+            s => s,
+        };
+        let key = |i: usize| (i + 1) % 10;
+        let tiers: [&dyn Fn(usize, ScreenId) -> String; 3] = [
+            &|i, s| format!(" {} {} ", key(i), s.title()),
+            &|i, s| format!(" {} {} ", key(i), s.short_title()),
+            &|i, s| {
+                if s == current {
+                    format!(" {} {} ", key(i), s.short_title())
+                } else {
+                    format!(" {} ", key(i))
+                }
+            },
+        ];
+        let mut labels = Vec::new();
+        for tier in tiers {
+            labels = ScreenId::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, s)| tier(i, *s))
+                .collect();
+            let used: usize = labels.iter().map(|l| l.chars().count()).sum();
+            if used <= room {
+                break;
+            }
+        }
+        labels
+    }
+
     fn draw_header(&self, frame: &mut Frame, area: Rect, session: &Session) {
         let t = &self.theme;
         let mut spans = vec![Span::styled(" RecallIQ ", t.accent()), Span::raw("│")];
         let available = self.screens();
-        for (i, s) in ScreenId::ALL.iter().enumerate() {
-            let label = tab_label(i, *s);
+        let labels = self.tab_labels(area.width as usize);
+        for (s, label) in ScreenId::ALL.iter().zip(labels) {
             let style = if *s == self.screen {
                 t.selected()
             } else if available.contains(s) {
@@ -1371,26 +1541,7 @@ impl App {
             };
             spans.push(Span::styled(label, style));
         }
-        let narrow = area.width < 100;
-        let tenant = match &session.tenant {
-            Some(x) if !narrow => {
-                let pct = (usage_ratio(x) * 100.0).round();
-                format!("{} ({pct}% quota)", x.domain)
-            }
-            Some(x) => x.domain.clone(),
-            None => "all tenants".to_string(),
-        };
-        let mut right = if narrow {
-            format!("│ {tenant} │ {} ", session.user.username)
-        } else {
-            format!(
-                "│ {tenant} │ {} ({}) ",
-                session.user.username, session.actor.role
-            )
-        };
-        if self.opts.readonly {
-            right.push_str("[read-only] ");
-        }
+        let right = self.header_right(session, area.width);
         let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
         let pad = (area.width as usize).saturating_sub(used + right.chars().count());
         spans.push(Span::raw(" ".repeat(pad)));
@@ -1406,6 +1557,7 @@ impl App {
                 ScreenId::Groups => &self.groups.table.filter,
                 ScreenId::Contacts => &self.contacts.table.filter,
                 ScreenId::Suppression => &self.suppressions.table.filter,
+                ScreenId::Batches => &self.batches.table.filter,
                 _ => &self.users.table.filter,
             };
             frame.render_widget(
@@ -1457,8 +1609,18 @@ impl App {
     }
 }
 
-fn tab_label(i: usize, s: ScreenId) -> String {
-    format!(" {} {} ", i + 1, s.title())
+/// " RecallIQ │".
+const BRAND_WIDTH: usize = 11;
+
+/// `text` cut to `max` characters with an ellipsis.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
+        s.push('…');
+        s
+    }
 }
 
 fn draw_report(

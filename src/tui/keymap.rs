@@ -24,10 +24,15 @@ pub enum ScreenId {
     Smtp,
     /// The template editor (opened from Templates; not a tab).
     Editor,
+    Batches,
+    /// One batch opened from Batches (not a tab).
+    BatchDetail,
+    /// The batch composer and its review page (opened from Batches; not a tab).
+    Composer,
 }
 
 impl ScreenId {
-    pub const ALL: [ScreenId; 7] = [
+    pub const ALL: [ScreenId; 8] = [
         ScreenId::Dashboard,
         ScreenId::Tenants,
         ScreenId::Users,
@@ -35,6 +40,7 @@ impl ScreenId {
         ScreenId::Suppression,
         ScreenId::Templates,
         ScreenId::Smtp,
+        ScreenId::Batches,
     ];
 
     pub fn title(self) -> &'static str {
@@ -48,6 +54,24 @@ impl ScreenId {
             ScreenId::Templates => "Templates",
             ScreenId::Smtp => "SMTP",
             ScreenId::Editor => "Editor",
+            ScreenId::Batches => "Batches",
+            ScreenId::BatchDetail => "Batch",
+            ScreenId::Composer => "Composer",
+        }
+    }
+
+    /// The short name in the tab bar when the terminal is narrow.
+    pub fn short_title(self) -> &'static str {
+        match self {
+            ScreenId::Dashboard => "Dash",
+            ScreenId::Tenants => "Tenants",
+            ScreenId::Users => "Users",
+            ScreenId::Groups => "Groups",
+            ScreenId::Suppression => "Supp",
+            ScreenId::Templates => "Tmpl",
+            ScreenId::Smtp => "SMTP",
+            ScreenId::Batches => "Batch",
+            other => other.title(),
         }
     }
 }
@@ -105,6 +129,14 @@ pub enum Cmd {
     CloseEditor,
     GotoSmtp,
     TestConnection,
+    GotoBatches,
+    StartBatch,
+    PauseBatch,
+    ResumeBatch,
+    CancelBatch,
+    RetryFailed,
+    /// Ask the app to open the log viewer for a batch.
+    OpenLogs,
 }
 
 /// Where a command applies.
@@ -162,7 +194,10 @@ const fn writes(mut s: CommandSpec, needs: Perm) -> CommandSpec {
     s
 }
 
-use ScreenId::{Contacts, Editor, Groups, Smtp, Suppression, Templates, Tenants, Users};
+use ScreenId::{
+    BatchDetail, Batches, Composer, Contacts, Editor, Groups, Smtp, Suppression, Templates, Tenants,
+    Users,
+};
 use Where::{Everywhere, Only, Tables};
 
 /// The registry, in the order help lists it.
@@ -572,15 +607,204 @@ pub const COMMANDS: &[CommandSpec] = &[
             Only(Smtp),
         )
     }),
+    // Batches, the batch detail and the composer.
+    spec(
+        Cmd::GotoBatches,
+        "batches",
+        &["8"],
+        "go to batches",
+        Everywhere,
+    ),
+    shown(spec(
+        Cmd::Enter,
+        "open-batch",
+        &["enter"],
+        "details",
+        Only(Batches),
+    )),
+    shown(writes(
+        spec(Cmd::Create, "new-batch", &["n"], "new batch", Only(Batches)),
+        Perm::EditBatches,
+    )),
+    shown(writes(
+        spec(
+            Cmd::StartBatch,
+            "start-batch",
+            &["s"],
+            "review & start",
+            Only(Batches),
+        ),
+        Perm::ControlBatches,
+    )),
+    shown(writes(
+        spec(Cmd::PauseBatch, "pause-batch", &["p"], "pause", Only(Batches)),
+        Perm::ControlBatches,
+    )),
+    shown(writes(
+        spec(
+            Cmd::ResumeBatch,
+            "resume-batch",
+            &["r"],
+            "resume",
+            Only(Batches),
+        ),
+        Perm::ControlBatches,
+    )),
+    shown(writes(
+        spec(
+            Cmd::CancelBatch,
+            "cancel-batch",
+            &["X"],
+            "cancel",
+            Only(Batches),
+        ),
+        Perm::ControlBatches,
+    )),
+    writes(
+        spec(
+            Cmd::RetryFailed,
+            "retry-failed",
+            &["F"],
+            "retry failed recipients",
+            Only(Batches),
+        ),
+        Perm::ControlBatches,
+    ),
+    writes(
+        spec(
+            Cmd::Duplicate,
+            "duplicate-batch",
+            &["c"],
+            "duplicate as a new draft",
+            Only(Batches),
+        ),
+        Perm::EditBatches,
+    ),
+    writes(
+        spec(
+            Cmd::Delete,
+            "delete-draft",
+            &["x"],
+            "delete draft",
+            Only(Batches),
+        ),
+        Perm::EditBatches,
+    ),
+    spec(
+        Cmd::OpenLogs,
+        "batch-logs",
+        &["l"],
+        "open the batch's email log",
+        Only(Batches),
+    ),
+    shown(writes(
+        spec(
+            Cmd::PauseBatch,
+            "pause-this-batch",
+            &["p"],
+            "pause",
+            Only(BatchDetail),
+        ),
+        Perm::ControlBatches,
+    )),
+    shown(writes(
+        spec(
+            Cmd::ResumeBatch,
+            "resume-this-batch",
+            &["r"],
+            "resume",
+            Only(BatchDetail),
+        ),
+        Perm::ControlBatches,
+    )),
+    shown(writes(
+        spec(
+            Cmd::CancelBatch,
+            "cancel-this-batch",
+            &["X"],
+            "cancel",
+            Only(BatchDetail),
+        ),
+        Perm::ControlBatches,
+    )),
+    shown(writes(
+        spec(
+            Cmd::RetryFailed,
+            "retry-this-batch",
+            &["F"],
+            "retry failed",
+            Only(BatchDetail),
+        ),
+        Perm::ControlBatches,
+    )),
+    shown(spec(
+        Cmd::OpenLogs,
+        "this-batch-logs",
+        &["l"],
+        "email log",
+        Only(BatchDetail),
+    )),
+    shown(writes(
+        spec(
+            Cmd::Save,
+            "save-batch",
+            &["ctrl-s"],
+            "save draft & review",
+            Only(Composer),
+        ),
+        Perm::EditBatches,
+    )),
+    shown(spec(
+        Cmd::NextField,
+        "composer-next",
+        &["tab"],
+        "next part",
+        Only(Composer),
+    )),
+    spec(
+        Cmd::PrevField,
+        "composer-prev",
+        &["backtab"],
+        "previous part",
+        Only(Composer),
+    ),
+    shown(writes(
+        spec(
+            Cmd::StartBatch,
+            "start-reviewed",
+            &["s"],
+            "start (review page)",
+            Only(Composer),
+        ),
+        Perm::ControlBatches,
+    )),
+    shown(spec(
+        Cmd::Edit,
+        "edit-draft",
+        &["e"],
+        "edit (review page)",
+        Only(Composer),
+    )),
+    shown(spec(
+        Cmd::CloseEditor,
+        "close-composer",
+        &["esc"],
+        "close",
+        Only(Composer),
+    )),
 ];
 
 impl CommandSpec {
     pub fn applies_to(&self, screen: ScreenId) -> bool {
         match self.place {
-            Everywhere => screen != ScreenId::Editor,
+            Everywhere => !matches!(screen, ScreenId::Editor | ScreenId::Composer),
             Tables => !matches!(
                 screen,
-                ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp
+                ScreenId::Dashboard
+                    | ScreenId::Editor
+                    | ScreenId::Smtp
+                    | ScreenId::BatchDetail
+                    | ScreenId::Composer
             ),
             Only(s) => s == screen,
         }

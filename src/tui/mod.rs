@@ -40,6 +40,9 @@ pub struct Options {
     pub theme: Option<String>,
     /// NO_COLOR is set: draw without any colour.
     pub no_color: bool,
+    /// Run the sending engine in this process: `Some(true)` `--engine`, `Some(false)`
+    /// `--no-engine`, `None` only on SQLite (the single-user case).
+    pub engine: Option<bool>,
 }
 
 impl Options {
@@ -52,6 +55,13 @@ impl Options {
             data_dir: config.data_dir.clone(),
             theme: config.file.theme.clone(),
             no_color: no_color_env(),
+            engine: if cli.no_engine {
+                Some(false)
+            } else if cli.engine {
+                Some(true)
+            } else {
+                None
+            },
         }
     }
 }
@@ -74,6 +84,20 @@ pub async fn run_app(
     let _log_guard = init_logging(&opts);
     let (tx, rx) = tokio::sync::mpsc::channel::<ExternalEvent>(64);
     let mut app = App::new(store, opts.clone());
+    let in_process = opts
+        .engine
+        .unwrap_or(store_is_sqlite(&app.store));
+    if in_process {
+        let engine = crate::engine::Engine::new(
+            app.store.clone(),
+            crate::engine::EngineConfig {
+                config_dir: Some(opts.config_dir.clone()),
+                ..crate::engine::EngineConfig::default()
+            },
+        );
+        forward_engine_events(engine.subscribe(), tx.clone());
+        app.attach_engine(engine);
+    }
     app.events = Some(tx);
     if let Some((user, actor)) = login {
         app.start_session(user, actor).await;
@@ -83,6 +107,9 @@ pub async fn run_app(
     let result = event_loop(&mut terminal, &mut app, rx).await;
     drop(terminal);
     restore_terminal(opts.mouse);
+    // In-flight messages are recorded before the process leaves (a confirmed quit has
+    // already paused its batches; after a signal they stay running for the next engine).
+    app.stop_engine().await;
     match &result {
         Ok(reason) => tracing::info!("TUI closed: {reason}"),
         Err(e) => tracing::error!("TUI failed: {e}"),
@@ -124,13 +151,41 @@ async fn event_loop(
                 Some(Err(e)) => return Err(e.into()),
                 None => return Ok("input closed"),
             },
-            _ = tick.tick() => app.tick(Instant::now()),
+            _ = tick.tick() => {
+                app.tick(Instant::now());
+                app.poll_batches(Instant::now()).await;
+            }
             Some(ev) = external.recv() => app.handle_external(ev).await,
             _ = sigterm.recv() => return Ok("SIGTERM"),
             _ = sighup.recv() => return Ok("SIGHUP"),
             _ = sigint.recv() => return Ok("SIGINT"),
         }
     }
+}
+
+fn store_is_sqlite(store: &Store) -> bool {
+    store.backend() == crate::db::Backend::Sqlite
+}
+
+/// Hands the engine's events to the event loop (a lagging receiver skips to the newest:
+/// progress is cumulative).
+fn forward_engine_events(
+    mut rx: tokio::sync::broadcast::Receiver<crate::engine::EngineEvent>,
+    tx: tokio::sync::mpsc::Sender<ExternalEvent>,
+) {
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(ev) => {
+                    if tx.send(ExternalEvent::Engine(ev)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
 }
 
 fn setup_terminal(mouse: bool) -> color_eyre::Result<Terminal<CrosstermBackend<std::io::Stdout>>> {

@@ -5,6 +5,7 @@ mod support;
 
 mod attach;
 mod auth;
+mod batch_review;
 mod cli;
 mod contacts;
 mod demo;
@@ -12,5 +13,6 @@ mod engine;
 mod store;
 mod templates;
 mod tui;
+mod tui_batches;
 mod tui_groups;
 mod tui_templates;

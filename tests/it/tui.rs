@@ -349,7 +349,7 @@ async fn writes_through_the_tui_reach_the_store() {
 
 // ---- the real binary in tmux ----
 
-struct Tmux {
+pub(crate) struct Tmux {
     socket: std::path::PathBuf,
 }
 
@@ -361,7 +361,7 @@ impl Tmux {
     }
 
     /// Starts `script` in a 120x40 window.
-    fn start(dir: &std::path::Path, script: &str) -> Tmux {
+    pub(crate) fn start(dir: &std::path::Path, script: &str) -> Tmux {
         let path = dir.join("run.sh");
         std::fs::write(&path, script).unwrap();
         let t = Tmux {
@@ -388,7 +388,7 @@ impl Tmux {
         t
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         let out = self
             .cmd()
             .args(["capture-pane", "-p", "-t", "t"])
@@ -398,7 +398,7 @@ impl Tmux {
     }
 
     #[track_caller]
-    fn wait_for(&self, needle: &str) {
+    pub(crate) fn wait_for(&self, needle: &str) {
         let until = Instant::now() + Duration::from_secs(30);
         loop {
             let s = self.screen();
@@ -412,7 +412,7 @@ impl Tmux {
         }
     }
 
-    fn keys(&self, keys: &[&str]) {
+    pub(crate) fn keys(&self, keys: &[&str]) {
         self.cmd()
             .args(["send-keys", "-t", "t"])
             .args(keys)
@@ -421,7 +421,7 @@ impl Tmux {
         std::thread::sleep(Duration::from_millis(150));
     }
 
-    fn text(&self, text: &str) {
+    pub(crate) fn text(&self, text: &str) {
         self.cmd()
             .args(["send-keys", "-t", "t", "-l", text])
             .status()
@@ -445,14 +445,14 @@ impl Drop for Tmux {
     }
 }
 
-fn tmux_available() -> bool {
+pub(crate) fn tmux_available() -> bool {
     Command::new("tmux")
         .arg("-V")
         .output()
         .is_ok_and(|o| o.status.success())
 }
 
-fn script(env: &Env, args: &str) -> String {
+pub(crate) fn script(env: &Env, args: &str) -> String {
     format!(
         "export RECALLIQ_CONFIG_DIR='{}' RECALLIQ_DATA_DIR='{}' TERM=xterm-256color NO_COLOR=1\n\
          unset RECALLIQ_DATABASE_URL\n\
@@ -467,7 +467,7 @@ fn script(env: &Env, args: &str) -> String {
     )
 }
 
-fn wait_file(path: &std::path::Path) -> String {
+pub(crate) fn wait_file(path: &std::path::Path) -> String {
     let until = Instant::now() + Duration::from_secs(30);
     while Instant::now() < until {
         if let Ok(s) = std::fs::read_to_string(path)
