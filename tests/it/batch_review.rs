@@ -21,7 +21,7 @@ pub(crate) async fn overlapping(store: &Store, domain: &str) -> (TenantScope, i3
             scope,
             &SmtpSettings::Outbox(OutboxSettings {
                 path: std::env::temp_dir().join("recalliq-review-outbox").display().to_string(),
-                from: Some(format!("news@{domain}")),
+                from: None,
                 reply_to: None,
             }),
         )

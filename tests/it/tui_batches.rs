@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::support::smtp::{SinkConfig, SmtpSink};
 use crate::support::with_sqlite;
-use crate::tui::{SIZES, app_as, key, opts, press, press_code, render, seed, snap};
+use crate::tui::{SIZES, app_as, opts, press, press_code, render, seed, snap};
 
 fn ctrl(c: char) -> KeyEvent {
     KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
@@ -64,7 +64,7 @@ async fn seed_batches(store: &Store, outbox: &std::path::Path) -> TenantScope {
             scope,
             &SmtpSettings::Outbox(OutboxSettings {
                 path: outbox.display().to_string(),
-                from: Some("news@acme.test".into()),
+                from: None,
                 reply_to: None,
             }),
         )
@@ -263,7 +263,6 @@ async fn quit_while_sending_asks_then_pauses_with_nothing_in_sending() {
             ..SinkConfig::default()
         });
         let mut server = SmtpServer::new("127.0.0.1", sink.port(), Security::None);
-        server.from = Some("news@acme.test".into());
         server.connections = 1;
         store
             .set_smtp_settings(scope, &SmtpSettings::Smtp(server))
