@@ -382,7 +382,7 @@ impl App {
                 let [header, body, _, _] = chrome(self.area);
                 if ev.row == header.y {
                     let mut x = 0u16;
-                    let labels = self.tab_labels(header.width as usize);
+                    let (labels, _) = self.header_layout(header.width as usize);
                     for (s, label) in ScreenId::ALL.iter().zip(&labels) {
                         let w = label.chars().count() as u16;
                         if ev.column >= x + 11 && ev.column < x + 11 + w {
@@ -1408,7 +1408,7 @@ impl App {
             return;
         };
         let [header, body, status, footer] = chrome(area);
-        self.draw_header(frame, header, session);
+        self.draw_header(frame, header);
         match self.screen {
             ScreenId::Dashboard => self.dashboard.draw(frame, body, &self.theme),
             ScreenId::Tenants => self.tenants.draw(frame, body, &self.theme),
@@ -1460,9 +1460,8 @@ impl App {
         }
     }
 
-    /// The right part of the header: tenant, user (and role when there is room).
-    fn header_right(&self, session: &Session, width: u16) -> String {
-        let narrow = width < 100;
+    /// The right part of the header: tenant and user, with quota and role unless `narrow`.
+    fn header_right(&self, session: &Session, narrow: bool) -> String {
         let tenant = match &session.tenant {
             Some(x) if !narrow => {
                 let pct = (usage_ratio(x) * 100.0).round();
@@ -1485,14 +1484,10 @@ impl App {
         right
     }
 
-    /// The tab labels that fit `width` next to the brand and the user and tenant: full
-    /// names, else short names, else numbers with only the current screen named.
-    fn tab_labels(&self, width: usize) -> Vec<String> {
-        let right = match &self.session {
-            Some(s) => self.header_right(s, width as u16).chars().count(),
-            None => 0,
-        };
-        let room = width.saturating_sub(BRAND_WIDTH + right);
+    /// The tab labels and the right part that fit `width`, trying in turn: full tab names,
+    /// short names, short names with the plain user and tenant, numbers with only the
+    /// current screen named. The user and the tenant always stay visible.
+    fn header_layout(&self, width: usize) -> (Vec<String>, String) {
         let current = match self.screen {
             ScreenId::Contacts => ScreenId::Groups,
             ScreenId::Editor => ScreenId::Templates,
@@ -1500,37 +1495,48 @@ impl App {
             s => s,
         };
         let key = |i: usize| (i + 1) % 10;
-        let tiers: [&dyn Fn(usize, ScreenId) -> String; 3] = [
-            &|i, s| format!(" {} {} ", key(i), s.title()),
-            &|i, s| format!(" {} {} ", key(i), s.short_title()),
-            &|i, s| {
-                if s == current {
-                    format!(" {} {} ", key(i), s.short_title())
-                } else {
-                    format!(" {} ", key(i))
-                }
-            },
+        let full = |i: usize, s: ScreenId| format!(" {} {} ", key(i), s.title());
+        let short = |i: usize, s: ScreenId| format!(" {} {}", key(i), s.short_title());
+        let numbers = |i: usize, s: ScreenId| {
+            if s == current {
+                format!(" {} {}", key(i), s.short_title())
+            } else {
+                format!(" {}", key(i))
+            }
+        };
+        let tiers: [(&dyn Fn(usize, ScreenId) -> String, bool); 4] = [
+            (&full, false),
+            (&short, false),
+            (&short, true),
+            (&numbers, true),
         ];
-        let mut labels = Vec::new();
-        for tier in tiers {
-            labels = ScreenId::ALL
+        let mut out = (Vec::new(), String::new());
+        for (label, narrow) in tiers {
+            let narrow = narrow || width < 100;
+            let right = match &self.session {
+                Some(s) => self.header_right(s, narrow),
+                None => String::new(),
+            };
+            let labels: Vec<String> = ScreenId::ALL
                 .iter()
                 .enumerate()
-                .map(|(i, s)| tier(i, *s))
+                .map(|(i, s)| label(i, *s))
                 .collect();
             let used: usize = labels.iter().map(|l| l.chars().count()).sum();
-            if used <= room {
+            let fits = BRAND_WIDTH + used + right.chars().count() <= width;
+            out = (labels, right);
+            if fits {
                 break;
             }
         }
-        labels
+        out
     }
 
-    fn draw_header(&self, frame: &mut Frame, area: Rect, session: &Session) {
+    fn draw_header(&self, frame: &mut Frame, area: Rect) {
         let t = &self.theme;
         let mut spans = vec![Span::styled(" RecallIQ ", t.accent()), Span::raw("│")];
         let available = self.screens();
-        let labels = self.tab_labels(area.width as usize);
+        let (labels, right) = self.header_layout(area.width as usize);
         for (s, label) in ScreenId::ALL.iter().zip(labels) {
             let style = if *s == self.screen {
                 t.selected()
@@ -1541,7 +1547,6 @@ impl App {
             };
             spans.push(Span::styled(label, style));
         }
-        let right = self.header_right(session, area.width);
         let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
         let pad = (area.width as usize).saturating_sub(used + right.chars().count());
         spans.push(Span::raw(" ".repeat(pad)));

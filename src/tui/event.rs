@@ -17,7 +17,9 @@ pub enum AppEvent {
     /// Look at one tenant (`None`: all tenants).
     SwitchTenant(Option<Box<Tenant>>),
     /// Open the log viewer on one batch's email log (`l` on the batches screen).
-    OpenLogViewer { batch_id: i32 },
+    OpenLogViewer {
+        batch_id: i32,
+    },
 }
 
 /// Events from outside the UI (the sending engine, later) delivered over a channel.

@@ -195,8 +195,8 @@ const fn writes(mut s: CommandSpec, needs: Perm) -> CommandSpec {
 }
 
 use ScreenId::{
-    BatchDetail, Batches, Composer, Contacts, Editor, Groups, Smtp, Suppression, Templates, Tenants,
-    Users,
+    BatchDetail, Batches, Composer, Contacts, Editor, Groups, Smtp, Suppression, Templates,
+    Tenants, Users,
 };
 use Where::{Everywhere, Only, Tables};
 
@@ -637,7 +637,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         Perm::ControlBatches,
     )),
     shown(writes(
-        spec(Cmd::PauseBatch, "pause-batch", &["p"], "pause", Only(Batches)),
+        spec(
+            Cmd::PauseBatch,
+            "pause-batch",
+            &["p"],
+            "pause",
+            Only(Batches),
+        ),
         Perm::ControlBatches,
     )),
     shown(writes(

@@ -84,9 +84,7 @@ pub async fn run_app(
     let _log_guard = init_logging(&opts);
     let (tx, rx) = tokio::sync::mpsc::channel::<ExternalEvent>(64);
     let mut app = App::new(store, opts.clone());
-    let in_process = opts
-        .engine
-        .unwrap_or(store_is_sqlite(&app.store));
+    let in_process = opts.engine.unwrap_or(store_is_sqlite(&app.store));
     if in_process {
         let engine = crate::engine::Engine::new(
             app.store.clone(),

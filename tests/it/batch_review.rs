@@ -20,7 +20,10 @@ pub(crate) async fn overlapping(store: &Store, domain: &str) -> (TenantScope, i3
         .set_smtp_settings(
             scope,
             &SmtpSettings::Outbox(OutboxSettings {
-                path: std::env::temp_dir().join("recalliq-review-outbox").display().to_string(),
+                path: std::env::temp_dir()
+                    .join("recalliq-review-outbox")
+                    .display()
+                    .to_string(),
                 from: None,
                 reply_to: None,
             }),
@@ -64,7 +67,10 @@ pub(crate) async fn overlapping(store: &Store, domain: &str) -> (TenantScope, i3
     add(b.id, "ANN@example.com", Some("other")).await; // duplicate of ann
     add(b.id, "cat@example.com", None).await; // no plan: blocks
     let dan = add(b.id, "dan@example.com", Some("x")).await;
-    store.set_contact_active(scope, dan.id, false).await.unwrap();
+    store
+        .set_contact_active(scope, dan.id, false)
+        .await
+        .unwrap();
     add(b.id, "eve@example.com", Some("y")).await;
     store
         .suppress(scope, "EVE@example.com", "manual", None, None)
@@ -86,40 +92,58 @@ pub(crate) async fn overlapping(store: &Store, domain: &str) -> (TenantScope, i3
     (scope, batch.id)
 }
 
-store_test!(review_counts_blocks_and_matches_materialize, |store| async move {
-    let (scope, id) = overlapping(&store, "review.test").await;
-    let r = review_batch(&store, scope, id).await.unwrap();
-    // ann (once), ben, cat: ANN merged, dan inactive, eve suppressed.
-    assert_eq!(r.recipients, 3, "{r:#?}");
-    assert_eq!(r.duplicates, 1);
-    assert_eq!(r.inactive, 1);
-    assert_eq!(r.suppressed, 1);
-    assert_eq!(r.quota_left, 1000);
-    assert_eq!(r.error_count, 1);
-    assert_eq!(r.errors[0].email, "cat@example.com");
-    assert_eq!(r.errors[0].variable.as_deref(), Some("plan"));
-    assert!(r.blocks());
-    let blocking: Vec<_> = r
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Blocking)
-        .collect();
-    assert_eq!(blocking.len(), 1, "{blocking:?}");
-    assert_eq!(blocking[0].kind, "missing-variable");
-    assert!(blocking[0].message.contains("cat@example.com"), "{}", blocking[0]);
-    let sample = r.sample.as_ref().unwrap();
-    assert_eq!(sample.recipient, "ann@example.com");
-    assert_eq!(sample.subject, "Hi ann, spring");
-    assert!(sample.text.contains("Your plan: gold"), "{}", sample.text);
-    assert!(r.findings[0].message.starts_with("3 unique recipients (1 duplicate"), "{}", r.findings[0]);
+store_test!(
+    review_counts_blocks_and_matches_materialize,
+    |store| async move {
+        let (scope, id) = overlapping(&store, "review.test").await;
+        let r = review_batch(&store, scope, id).await.unwrap();
+        // ann (once), ben, cat: ANN merged, dan inactive, eve suppressed.
+        assert_eq!(r.recipients, 3, "{r:#?}");
+        assert_eq!(r.duplicates, 1);
+        assert_eq!(r.inactive, 1);
+        assert_eq!(r.suppressed, 1);
+        assert_eq!(r.quota_left, 1000);
+        assert_eq!(r.error_count, 1);
+        assert_eq!(r.errors[0].email, "cat@example.com");
+        assert_eq!(r.errors[0].variable.as_deref(), Some("plan"));
+        assert!(r.blocks());
+        let blocking: Vec<_> = r
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Blocking)
+            .collect();
+        assert_eq!(blocking.len(), 1, "{blocking:?}");
+        assert_eq!(blocking[0].kind, "missing-variable");
+        assert!(
+            blocking[0].message.contains("cat@example.com"),
+            "{}",
+            blocking[0]
+        );
+        let sample = r.sample.as_ref().unwrap();
+        assert_eq!(sample.recipient, "ann@example.com");
+        assert_eq!(sample.subject, "Hi ann, spring");
+        assert!(sample.text.contains("Your plan: gold"), "{}", sample.text);
+        assert!(
+            r.findings[0]
+                .message
+                .starts_with("3 unique recipients (1 duplicate"),
+            "{}",
+            r.findings[0]
+        );
 
-    // The count is what start really queues.
-    let (_, queued) = store.start_batch(scope, id).await.unwrap();
-    assert_eq!(queued as i64, r.recipients);
-    // A running batch is reported as not startable.
-    let again = review_batch(&store, scope, id).await.unwrap();
-    assert!(again.findings.iter().any(|f| f.kind == "status" && f.severity == Severity::Blocking));
-});
+        // The count is what start really queues.
+        let (_, queued) = store.start_batch(scope, id).await.unwrap();
+        assert_eq!(queued as i64, r.recipients);
+        // A running batch is reported as not startable.
+        let again = review_batch(&store, scope, id).await.unwrap();
+        assert!(
+            again
+                .findings
+                .iter()
+                .any(|f| f.kind == "status" && f.severity == Severity::Blocking)
+        );
+    }
+);
 
 store_test!(review_quota_and_empty_batch, |store| async move {
     let (scope, id) = overlapping(&store, "quota.test").await;
@@ -166,10 +190,16 @@ store_test!(review_quota_and_empty_batch, |store| async move {
 
 store_test!(duplicate_and_delete_draft, |store| async move {
     let (scope, id) = overlapping(&store, "dup.test").await;
-    let copy = store.duplicate_batch(scope, id, "Review me (copy)").await.unwrap();
+    let copy = store
+        .duplicate_batch(scope, id, "Review me (copy)")
+        .await
+        .unwrap();
     assert_ne!(copy.id, id);
     assert_eq!(copy.status, "draft");
-    assert_eq!(copy.variables.as_ref().map(|j| j.0.clone()), Some(json!({"campaign": "spring"})));
+    assert_eq!(
+        copy.variables.as_ref().map(|j| j.0.clone()),
+        Some(json!({"campaign": "spring"}))
+    );
     let groups = store.batch_groups(scope, copy.id).await.unwrap();
     assert_eq!(groups.len(), 2);
     // Another tenant cannot see or delete it.
@@ -180,7 +210,10 @@ store_test!(duplicate_and_delete_draft, |store| async move {
     // A started batch is not deleted.
     store.start_batch(scope, id).await.unwrap();
     let err = store.delete_draft_batch(scope, id).await.unwrap_err();
-    assert!(err.to_string().contains("only drafts can be deleted"), "{err}");
+    assert!(
+        err.to_string().contains("only drafts can be deleted"),
+        "{err}"
+    );
     assert!(store.get_batch(scope, id).await.is_ok());
 });
 
@@ -188,21 +221,49 @@ store_test!(duplicate_and_delete_draft, |store| async move {
 fn batch_check_cli_prints_findings_and_exits_1_when_blocked() {
     on_both_backends(|env| {
         env.run(&["migrate"], None).ok();
-        env.run(&["tenant", "create", "--name", "Acme", "--domain", "acme.test"], None)
-            .ok();
         env.run(
             &[
-                "smtp", "set", "--tenant", "acme.test", "--outbox",
+                "tenant",
+                "create",
+                "--name",
+                "Acme",
+                "--domain",
+                "acme.test",
+            ],
+            None,
+        )
+        .ok();
+        env.run(
+            &[
+                "smtp",
+                "set",
+                "--tenant",
+                "acme.test",
+                "--outbox",
                 &env.dir.path().join("outbox").display().to_string(),
             ],
             None,
         )
         .ok();
-        env.run(&["group", "create", "--tenant", "acme.test", "--name", "G"], None)
-            .ok();
+        env.run(
+            &["group", "create", "--tenant", "acme.test", "--name", "G"],
+            None,
+        )
+        .ok();
         for (email, vars) in [("a@x.test", "plan=gold"), ("b@x.test", "other=1")] {
             env.run(
-                &["contact", "add", "--tenant", "acme.test", "--group", "G", "--email", email, "--var", vars],
+                &[
+                    "contact",
+                    "add",
+                    "--tenant",
+                    "acme.test",
+                    "--group",
+                    "G",
+                    "--email",
+                    email,
+                    "--var",
+                    vars,
+                ],
                 None,
             )
             .ok();
@@ -210,15 +271,34 @@ fn batch_check_cli_prints_findings_and_exits_1_when_blocked() {
         let html = env.file("t.html", b"<p>Hello {{ plan }}</p>");
         env.run(
             &[
-                "template", "create", "--tenant", "acme.test", "--name", "T", "--subject",
-                "Plan {{ plan }}", "--html-file", &html,
+                "template",
+                "create",
+                "--tenant",
+                "acme.test",
+                "--name",
+                "T",
+                "--subject",
+                "Plan {{ plan }}",
+                "--html-file",
+                &html,
             ],
             None,
         )
         .ok();
         let id = env
             .run(
-                &["batch", "create", "--tenant", "acme.test", "--name", "B", "--template", "T", "--group", "G"],
+                &[
+                    "batch",
+                    "create",
+                    "--tenant",
+                    "acme.test",
+                    "--name",
+                    "B",
+                    "--template",
+                    "T",
+                    "--group",
+                    "G",
+                ],
                 None,
             )
             .ok()
@@ -228,9 +308,16 @@ fn batch_check_cli_prints_findings_and_exits_1_when_blocked() {
         let run = env.run(&["batch", "check", &id], None);
         assert_eq!(run.code, 1, "{run:?}");
         let lines: Vec<&str> = run.stdout.lines().collect();
-        assert!(lines[0].starts_with("ok: recipients: 2 unique recipients"), "{lines:?}");
         assert!(
-            lines.iter().any(|l| l.starts_with("BLOCKING: missing-variable:") && l.contains("b@x.test") && l.contains("'plan'")),
+            lines[0].starts_with("ok: recipients: 2 unique recipients"),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("BLOCKING: missing-variable:")
+                    && l.contains("b@x.test")
+                    && l.contains("'plan'")),
             "{lines:?}"
         );
         let run = env.run(&["batch", "check", &id, "--json"], None);

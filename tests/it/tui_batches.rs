@@ -111,8 +111,14 @@ async fn seed_batches(store: &Store, outbox: &std::path::Path) -> TenantScope {
         variables: Some(json!({"campaign": "spring"})),
         scheduled_at: None,
     };
-    store.create_batch(scope, &new("Spring draft")).await.unwrap();
-    let done = store.create_batch(scope, &new("Welcome wave")).await.unwrap();
+    store
+        .create_batch(scope, &new("Spring draft"))
+        .await
+        .unwrap();
+    let done = store
+        .create_batch(scope, &new("Welcome wave"))
+        .await
+        .unwrap();
     store.start_batch(scope, done.id).await.unwrap();
     let engine = Engine::new(
         store.clone(),
@@ -332,7 +338,11 @@ async fn quit_while_sending_asks_then_pauses_with_nothing_in_sending() {
             assert_eq!(batch.status, "paused");
             let q = store.queue_counts(scope, b.id).await.unwrap();
             assert_eq!(q.sending, 0, "nothing left in sending: {q:?}");
-            assert_eq!(q.sent as usize, sink.messages().len(), "every send recorded");
+            assert_eq!(
+                q.sent as usize,
+                sink.messages().len(),
+                "every send recorded"
+            );
             assert!(q.pending > 0, "stopped before the end: {q:?}");
             store.resume_batch(scope, b.id).await.unwrap();
         }
@@ -372,40 +382,87 @@ fn compose_and_send_in_tmux_with_the_in_process_engine() {
     let env = crate::support::cli::Env::new();
     env.run(&["migrate"], None).ok();
     env.run(
-        &["tenant", "create", "--name", "Acme", "--domain", "acme.test"],
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Acme",
+            "--domain",
+            "acme.test",
+        ],
         None,
     )
     .ok();
     env.run(
         &[
-            "user", "create", "--username", "staff1", "--email", "s@acme.test", "--role",
-            "staff", "--tenant", "acme.test", "--password-stdin",
+            "user",
+            "create",
+            "--username",
+            "staff1",
+            "--email",
+            "s@acme.test",
+            "--role",
+            "staff",
+            "--tenant",
+            "acme.test",
+            "--password-stdin",
         ],
         Some("staffpass1\n"),
     )
     .ok();
     env.run(
         &[
-            "tenant", "sender", "add", "--tenant", "acme.test", "news@acme.test",
+            "tenant",
+            "sender",
+            "add",
+            "--tenant",
+            "acme.test",
+            "news@acme.test",
         ],
         None,
     )
     .ok();
     env.run(
         &[
-            "smtp", "set", "--tenant", "acme.test", "--host", "127.0.0.1", "--port",
-            &sink.port().to_string(), "--security", "none",
+            "smtp",
+            "set",
+            "--tenant",
+            "acme.test",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &sink.port().to_string(),
+            "--security",
+            "none",
         ],
         None,
     )
     .ok();
-    env.run(&["group", "create", "--tenant", "acme.test", "--name", "Readers"], None)
-        .ok();
+    env.run(
+        &[
+            "group",
+            "create",
+            "--tenant",
+            "acme.test",
+            "--name",
+            "Readers",
+        ],
+        None,
+    )
+    .ok();
     for i in 0..5 {
         env.run(
             &[
-                "contact", "add", "--tenant", "acme.test", "--group", "Readers", "--email",
-                &format!("reader{i}@example.com"), "--var", "plan=gold",
+                "contact",
+                "add",
+                "--tenant",
+                "acme.test",
+                "--group",
+                "Readers",
+                "--email",
+                &format!("reader{i}@example.com"),
+                "--var",
+                "plan=gold",
             ],
             None,
         )
@@ -414,8 +471,16 @@ fn compose_and_send_in_tmux_with_the_in_process_engine() {
     let html = env.file("t.html", b"<p>Hi, plan {{ plan }}, {{ campaign }}</p>");
     env.run(
         &[
-            "template", "create", "--tenant", "acme.test", "--name", "News", "--subject",
-            "News for {{ plan }}", "--html-file", &html,
+            "template",
+            "create",
+            "--tenant",
+            "acme.test",
+            "--name",
+            "News",
+            "--subject",
+            "News for {{ plan }}",
+            "--html-file",
+            &html,
         ],
         None,
     )
@@ -444,7 +509,10 @@ fn compose_and_send_in_tmux_with_the_in_process_engine() {
     let show = env.json(&["batch", "show", "1", "--json"]);
     assert_eq!(show["status"], "completed");
     assert_eq!(show["sent_count"], 5);
-    assert_eq!(show["sent_count"].as_u64().unwrap() as usize, sink.messages().len());
+    assert_eq!(
+        show["sent_count"].as_u64().unwrap() as usize,
+        sink.messages().len()
+    );
     assert!(got[0].data.contains("weekly"), "{}", got[0].data);
     tmux.text("q");
     let exit = wait_file(&env.dir.path().join("exit.txt"));

@@ -26,10 +26,18 @@ pub const POLL: Duration = Duration::from_secs(1);
 /// Confirmations of the batches screen.
 #[derive(Debug, Clone)]
 pub enum BatchPending {
-    Cancel { id: i32, name: String },
-    DeleteDraft { id: i32, name: String },
+    Cancel {
+        id: i32,
+        name: String,
+    },
+    DeleteDraft {
+        id: i32,
+        name: String,
+    },
     /// Quit while this process is sending: pause what runs, stop the engine, quit.
-    QuitWhileSending { running: Vec<(i32, i32)> },
+    QuitWhileSending {
+        running: Vec<(i32, i32)>,
+    },
 }
 
 /// The engine running inside the TUI process.
@@ -157,7 +165,10 @@ impl App {
         let result: Result<String, String> = match cmd {
             Cmd::StartBatch => {
                 if !matches!(status, Some(BatchStatus::Draft | BatchStatus::Scheduled)) {
-                    Err(refuse("start", "draft or scheduled (resume a paused one with r)"))
+                    Err(refuse(
+                        "start",
+                        "draft or scheduled (resume a paused one with r)",
+                    ))
                 } else {
                     match Composer::review_of(&self.store, &session, b.id, self.zone()).await {
                         Ok(c) => {
@@ -451,8 +462,18 @@ impl App {
             } => {
                 let now = Instant::now();
                 let done = i64::from(sent) + i64::from(failed);
-                self.batches.rates.entry(batch_id).or_default().push(now, done);
-                for b in self.batches.table.rows.iter_mut().filter(|b| b.id == batch_id) {
+                self.batches
+                    .rates
+                    .entry(batch_id)
+                    .or_default()
+                    .push(now, done);
+                for b in self
+                    .batches
+                    .table
+                    .rows
+                    .iter_mut()
+                    .filter(|b| b.id == batch_id)
+                {
                     b.sent_count = sent;
                     b.failed_count = failed;
                 }

@@ -209,7 +209,15 @@ impl Batches {
         let wide = area.width >= 110;
         let headers: &[&str] = if wide {
             &[
-                "ID", "Name", "Status", "Progress", "Sent", "Failed", "Pending", "Rate", "ETA",
+                "ID",
+                "Name",
+                "Status",
+                "Progress",
+                "Sent",
+                "Failed",
+                "Pending",
+                "Rate",
+                "ETA",
                 "Scheduled",
             ]
         } else {

@@ -177,8 +177,7 @@ impl Composer {
                 self.group_cursor = self.group_cursor.saturating_sub(1)
             }
             (Section::Groups, KeyCode::Down | KeyCode::Char('j')) => {
-                self.group_cursor =
-                    (self.group_cursor + 1).min(self.groups.len().saturating_sub(1))
+                self.group_cursor = (self.group_cursor + 1).min(self.groups.len().saturating_sub(1))
             }
             (Section::Groups, KeyCode::Char(' ') | KeyCode::Enter) => {
                 if let Some(g) = self.groups.get(self.group_cursor) {
@@ -191,7 +190,9 @@ impl Composer {
             (Section::Variables, KeyCode::Backspace) => {
                 self.var_input.pop();
             }
-            (Section::Variables, KeyCode::Up) => self.var_cursor = self.var_cursor.saturating_sub(1),
+            (Section::Variables, KeyCode::Up) => {
+                self.var_cursor = self.var_cursor.saturating_sub(1)
+            }
             (Section::Variables, KeyCode::Down) => {
                 self.var_cursor = (self.var_cursor + 1).min(self.vars.len().saturating_sub(1))
             }
@@ -332,7 +333,10 @@ impl Composer {
         }
         if let Some(Value::Object(o)) = batch.variables.as_ref().map(|j| &j.0) {
             for (k, v) in o {
-                let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                let v = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
                 c.vars.push((k.clone(), v));
             }
         }
