@@ -1504,7 +1504,7 @@ impl App {
                 format!(" {}", key(i))
             }
         };
-        let tiers: [(&dyn Fn(usize, ScreenId) -> String, bool); 4] = [
+        let tiers: [(&TabLabel<'_>, bool); 4] = [
             (&full, false),
             (&short, false),
             (&short, true),
@@ -1616,6 +1616,9 @@ impl App {
 
 /// " RecallIQ │".
 const BRAND_WIDTH: usize = 11;
+
+/// How a tab is labelled: its index and screen to text.
+type TabLabel<'a> = dyn Fn(usize, ScreenId) -> String + 'a;
 
 /// `text` cut to `max` characters with an ellipsis.
 fn shorten(text: &str, max: usize) -> String {

@@ -180,10 +180,10 @@ impl Composer {
                 self.group_cursor = (self.group_cursor + 1).min(self.groups.len().saturating_sub(1))
             }
             (Section::Groups, KeyCode::Char(' ') | KeyCode::Enter) => {
-                if let Some(g) = self.groups.get(self.group_cursor) {
-                    if !self.chosen.remove(&g.id) {
-                        self.chosen.insert(g.id);
-                    }
+                if let Some(g) = self.groups.get(self.group_cursor)
+                    && !self.chosen.remove(&g.id)
+                {
+                    self.chosen.insert(g.id);
                 }
             }
             (Section::Variables, KeyCode::Char(c)) => self.var_input.push(c),
@@ -196,11 +196,9 @@ impl Composer {
             (Section::Variables, KeyCode::Down) => {
                 self.var_cursor = (self.var_cursor + 1).min(self.vars.len().saturating_sub(1))
             }
-            (Section::Variables, KeyCode::Delete) => {
-                if self.var_cursor < self.vars.len() {
-                    self.vars.remove(self.var_cursor);
-                    self.var_cursor = self.var_cursor.min(self.vars.len().saturating_sub(1));
-                }
+            (Section::Variables, KeyCode::Delete) if self.var_cursor < self.vars.len() => {
+                self.vars.remove(self.var_cursor);
+                self.var_cursor = self.var_cursor.min(self.vars.len().saturating_sub(1));
             }
             (Section::Variables, KeyCode::Enter) => self.add_var(),
             _ => {}
