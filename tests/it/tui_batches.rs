@@ -518,3 +518,121 @@ fn compose_and_send_in_tmux_with_the_in_process_engine() {
     let exit = wait_file(&env.dir.path().join("exit.txt"));
     assert!(exit.contains("exit=0"), "{exit}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_updates_from_engine_events_and_database_polling() {
+    use recalliq::engine::EngineEvent;
+    use recalliq::tui::ExternalEvent;
+    use std::time::Instant;
+    with_sqlite(|store| async move {
+        let outbox = tempfile::tempdir().unwrap();
+        let scope = seed_batches(&store, outbox.path()).await;
+        let size = (120, 20);
+        let mut app = app_for(&store, "alice", size).await;
+        press(&mut app, "8").await;
+        // An engine event moves the running batch's counts without a query.
+        app.handle_external(ExternalEvent::Engine(EngineEvent::Progress {
+            batch_id: 3,
+            sent: 1,
+            failed: 0,
+            open: 1,
+        }))
+        .await;
+        let row = |app: &App| {
+            render(app, size)
+                .lines()
+                .find(|l| l.contains("Autumn"))
+                .unwrap()
+                .to_string()
+        };
+        let r = row(&app);
+        assert!(r.contains(" 50%"), "{r}");
+        // Another process pauses it: the next poll (a second later) shows it; none sooner.
+        store
+            .pause_batch(scope, 3, Some("paused elsewhere"))
+            .await
+            .unwrap();
+        let t0 = Instant::now();
+        app.poll_batches(t0 + Duration::from_secs(2)).await;
+        assert!(row(&app).contains("paused"), "{}", row(&app));
+        store.resume_batch(scope, 3).await.unwrap();
+        app.poll_batches(t0 + Duration::from_millis(2300)).await;
+        assert!(row(&app).contains("paused"), "polled again within a second");
+        app.poll_batches(t0 + Duration::from_secs(4)).await;
+        assert!(row(&app).contains("running"), "{}", row(&app));
+        // Not polled while another screen is shown.
+        press(&mut app, "1").await;
+        store.cancel_batch(scope, 3).await.unwrap();
+        app.poll_batches(t0 + Duration::from_secs(9)).await;
+        assert_eq!(app.batches.table.rows[2].status, "running");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composer_schedules_in_local_time_and_refuses_bad_input() {
+    with_sqlite(|store| async move {
+        let outbox = tempfile::tempdir().unwrap();
+        let scope = seed_batches(&store, outbox.path()).await;
+        let size = (100, 30);
+        let mut app = app_for(&store, "bob", size).await;
+        app.batches.utc_offset = chrono::FixedOffset::east_opt(2 * 3600);
+        press(&mut app, "8n").await;
+        // Nothing chosen: saving says what is missing.
+        app.handle_key(ctrl('s')).await;
+        assert!(render(&app, size).contains("the batch needs a name"));
+        press(&mut app, "Later").await;
+        app.handle_key(ctrl('s')).await;
+        assert!(render(&app, size).contains("choose at least one group"));
+        press_code(&mut app, KeyCode::Tab).await;
+        press_code(&mut app, KeyCode::Tab).await;
+        press(&mut app, " ").await;
+        press_code(&mut app, KeyCode::Tab).await;
+        press(&mut app, "bad var").await;
+        press_code(&mut app, KeyCode::Enter).await;
+        assert!(render(&app, size).contains("write KEY=VALUE"));
+        for _ in 0..7 {
+            press_code(&mut app, KeyCode::Backspace).await;
+        }
+        press(&mut app, "campaign=later").await;
+        press_code(&mut app, KeyCode::Enter).await;
+        press_code(&mut app, KeyCode::Tab).await; // schedule
+        assert!(render(&app, size).contains("UTC+02:00"));
+        press(&mut app, "2001-01-01 10:00").await;
+        app.handle_key(ctrl('s')).await;
+        assert!(render(&app, size).contains("is in the past"));
+        for _ in 0.."2001-01-01 10:00".len() {
+            press_code(&mut app, KeyCode::Backspace).await;
+        }
+        press(&mut app, "2099-06-01 10:30").await;
+        app.handle_key(ctrl('s')).await;
+        let s = render(&app, size);
+        assert!(
+            s.contains("scheduled for 2099-06-01 10:30 UTC+02:00"),
+            "{s}"
+        );
+        let id = app.composer.as_ref().unwrap().batch_id.unwrap();
+        let b = store.get_batch(scope, id).await.unwrap();
+        assert_eq!(b.status, "scheduled");
+        assert_eq!(
+            b.scheduled_at.unwrap().to_string(),
+            "2099-06-01 08:30:00",
+            "stored in UTC"
+        );
+        assert_eq!(b.variables.unwrap().0, json!({"campaign": "later"}));
+        // Back to editing replaces the draft instead of leaving a second one.
+        press(&mut app, "e").await;
+        press_code(&mut app, KeyCode::BackTab).await; // variables
+        press_code(&mut app, KeyCode::BackTab).await; // groups
+        press(&mut app, "j ").await; // add VIP
+        app.handle_key(ctrl('s')).await;
+        let new_id = app.composer.as_ref().unwrap().batch_id.unwrap();
+        assert_ne!(new_id, id);
+        assert!(
+            store.get_batch(scope, id).await.is_err(),
+            "old draft replaced"
+        );
+        assert_eq!(store.batch_groups(scope, new_id).await.unwrap().len(), 2);
+    })
+    .await;
+}

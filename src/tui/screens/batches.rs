@@ -412,3 +412,39 @@ pub async fn load_detail(store: &Store, session: &Session, id: i32) -> DbResult<
         log,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_needs_half_a_second_and_forgets_old_samples() {
+        let t = Instant::now();
+        let mut m = RateMeter::default();
+        m.push(t, 0);
+        assert_eq!(m.rate(), None);
+        m.push(t + Duration::from_millis(400), 40);
+        assert_eq!(m.rate(), None);
+        m.push(t + Duration::from_secs(2), 200);
+        assert_eq!(m.rate(), Some(100.0));
+        // 20 s later only the last 10 s count.
+        m.push(t + Duration::from_secs(12), 1200);
+        m.push(t + Duration::from_secs(22), 1300);
+        assert_eq!(m.rate(), Some(10.0));
+        // Counts going down (retry failed) start over.
+        m.push(t + Duration::from_secs(23), 5);
+        assert_eq!(m.rate(), None);
+    }
+
+    #[test]
+    fn eta_and_rate_texts() {
+        assert_eq!(eta_text(100, Some(10.0)), "10s");
+        assert_eq!(eta_text(1000, Some(10.0)), "1m40s");
+        assert_eq!(eta_text(100_000, Some(10.0)), "2h46m");
+        assert_eq!(eta_text(0, Some(10.0)), "—");
+        assert_eq!(eta_text(10, None), "—");
+        assert_eq!(rate_text(Some(2.25)), "2.2/s");
+        assert_eq!(rate_text(Some(1234.4)), "1234/s");
+        assert_eq!(rate_text(None), "—");
+    }
+}

@@ -601,3 +601,31 @@ impl Composer {
         frame.render_widget(Paragraph::new(foot_line), foot);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_is_local_time_converted_to_utc() {
+        let plus2 = FixedOffset::east_opt(2 * 3600).unwrap();
+        assert_eq!(parse_schedule("  ", plus2), Ok(None));
+        let t = parse_schedule("2099-06-01 10:30", plus2).unwrap().unwrap();
+        assert_eq!(t.to_string(), "2099-06-01 08:30:00");
+        assert!(
+            parse_schedule("2099-06-01", plus2)
+                .unwrap_err()
+                .contains("YYYY-MM-DD HH:MM")
+        );
+        assert!(
+            parse_schedule("2000-01-01 00:00", plus2)
+                .unwrap_err()
+                .contains("past")
+        );
+        assert_eq!(zone_name(plus2), "UTC+02:00");
+        assert_eq!(
+            zone_name(FixedOffset::west_opt(9 * 3600 + 1800).unwrap()),
+            "UTC-09:30"
+        );
+    }
+}
