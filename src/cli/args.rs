@@ -30,6 +30,12 @@ pub struct Cli {
     /// Enable mouse clicks and scrolling in the TUI
     #[arg(long)]
     pub mouse: bool,
+    /// Run the sending engine inside the TUI (default on SQLite)
+    #[arg(long, conflicts_with = "no_engine")]
+    pub engine: bool,
+    /// Do not run the sending engine inside the TUI (default on Postgres: run `recalliq worker`)
+    #[arg(long)]
+    pub no_engine: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -165,6 +171,15 @@ pub enum BatchCommand {
     List {
         #[arg(long, value_name = "DOMAIN")]
         tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Review a batch before starting it: recipients, quota, missing variables, a sample
+    /// (one finding per line; exit 1 when something blocks the start)
+    Check {
+        id: i32,
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: Option<String>,
         #[arg(long)]
         json: bool,
     },

@@ -162,6 +162,18 @@ pub async fn batch_command(config: &Config, cmd: BatchCommand) -> CliResult<u8> 
             }
             Ok(0)
         }
+        BatchCommand::Check { id, tenant, json } => {
+            let scope = scope_of(&store, id, tenant.as_deref()).await?;
+            let review = crate::engine::review::review_batch(&store, scope, id).await?;
+            if json {
+                print_json(&review);
+            } else {
+                for f in &review.findings {
+                    println!("{f}");
+                }
+            }
+            Ok(if review.blocks() { 1 } else { 0 })
+        }
         BatchCommand::Show { id, tenant, json } => {
             let scope = scope_of(&store, id, tenant.as_deref()).await?;
             let b = store.get_batch(scope, id).await?;

@@ -2,6 +2,7 @@
 //! both. Every query that touches tenant-owned rows takes a `TenantScope`, so a call that
 //! reads or writes another tenant's data cannot be written (see `scope.rs`).
 
+mod batch_admin;
 mod batches;
 mod bounces;
 mod engine;

@@ -273,6 +273,18 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
             Err(e) => break Err(e),
         };
         if batch.batch_status() != Ok(BatchStatus::Running) {
+            // Stopped from outside and seen here before the status watcher saw it: report it
+            // (once; the watcher checks the same flag), or the watchers never hear of it.
+            if let Ok(status @ (BatchStatus::Paused | BatchStatus::Cancelled)) =
+                batch.batch_status()
+                && !halt.swap(true, Ordering::SeqCst)
+            {
+                let _ = ctx.events.send(EngineEvent::StatusChanged {
+                    batch_id: ctx.batch_id,
+                    status,
+                    reason: batch.status_reason.clone(),
+                });
+            }
             break Ok(());
         }
         if in_flight.load(Ordering::SeqCst) >= chunk * 2 {

@@ -17,6 +17,8 @@ use ratatui::widgets::{Block, Paragraph};
 use super::Options;
 use super::event::{AppEvent, ExternalEvent};
 use super::keymap::{COMMANDS, Cmd, CommandSpec, KeyMap, ScreenId, Where};
+use super::screens::batches::Batches;
+use super::screens::composer::Composer;
 use super::screens::dashboard::Dashboard;
 use super::screens::groups::{Contacts, Groups};
 use super::screens::login::{Login, LoginOutcome};
@@ -81,6 +83,8 @@ pub enum Pending {
     More(groups_ops::MorePending),
     /// The log viewer's triage: handled in `app/logs_ops.rs`.
     Logs(logs_ops::LogsPending),
+    /// Batches and quitting while sending: handled in `app/batches_ops.rs`.
+    Batch(batches_ops::BatchPending),
 }
 
 /// The modal on top of a screen, if any.
@@ -102,6 +106,7 @@ pub enum Popup {
     Logs(logs_ops::BatchPicker),
 }
 
+mod batches_ops;
 mod groups_ops;
 mod logs_ops;
 
@@ -140,6 +145,12 @@ pub struct App {
     pub events: Option<tokio::sync::mpsc::Sender<ExternalEvent>>,
     /// Where the import file picker starts (default: the current directory).
     pub import_dir: Option<std::path::PathBuf>,
+    pub batches: Batches,
+    /// The batch composer, when open (screen `Composer`).
+    pub composer: Option<Box<Composer>>,
+    /// The sending engine running in this process, if any.
+    pub engine: Option<batches_ops::InProcess>,
+    last_poll: Option<Instant>,
 }
 
 /// The rows of the whole screen: tab bar, body, status line, key footer.
@@ -201,6 +212,10 @@ impl App {
             area: Rect::new(0, 0, 80, 24),
             events: None,
             import_dir: None,
+            batches: Batches::default(),
+            composer: None,
+            engine: None,
+            last_poll: None,
         };
         if let Some(p) = problems.first() {
             tracing::warn!("{p}");
@@ -231,6 +246,11 @@ impl App {
         self.templates = Templates::default();
         self.editor = None;
         self.smtp = Smtp::default();
+        self.composer = None;
+        self.batches = Batches {
+            utc_offset: self.batches.utc_offset,
+            ..Batches::default()
+        };
         self.reset_tenant_screens();
         self.layout_tables();
         self.load(ScreenId::Dashboard).await;
@@ -259,6 +279,7 @@ impl App {
         self.contacts.set_area(body);
         self.suppressions.set_area(body);
         self.logs.set_area(body);
+        self.batches.set_area(body);
     }
 
     /// Periodic housekeeping: expire the toast, count down a login delay. Marks the app
@@ -329,6 +350,7 @@ impl App {
                 self.dirty = true;
                 self.drain().await;
             }
+            ExternalEvent::Engine(ev) => self.engine_event(ev).await,
         }
     }
 
@@ -355,6 +377,8 @@ impl App {
             self.filter_key(key).await;
         } else if self.screen == ScreenId::Editor {
             self.editor_key(key).await;
+        } else if self.screen == ScreenId::Composer {
+            self.composer_key(key).await;
         } else if let Some(spec) = self.keymap.lookup(self.screen, &key) {
             self.run(spec).await;
         }
@@ -381,8 +405,9 @@ impl App {
                 let [header, body, _, _] = chrome(self.area);
                 if ev.row == header.y {
                     let mut x = 0u16;
-                    for (i, s) in ScreenId::ALL.iter().enumerate() {
-                        let w = tab_label(i, *s).chars().count() as u16;
+                    let (labels, _) = self.header_layout(header.width as usize);
+                    for (s, label) in ScreenId::ALL.iter().zip(&labels) {
+                        let w = label.chars().count() as u16;
                         if ev.column >= x + 11 && ev.column < x + 11 + w {
                             self.goto(*s).await;
                         }
@@ -397,7 +422,11 @@ impl App {
                     let first = table_area.y + 2;
                     if !matches!(
                         self.screen,
-                        ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp
+                        ScreenId::Dashboard
+                            | ScreenId::Editor
+                            | ScreenId::Smtp
+                            | ScreenId::BatchDetail
+                            | ScreenId::Composer
                     ) && ev.row >= first
                         && ev.row < table_area.bottom() - 1
                     {
@@ -408,6 +437,7 @@ impl App {
                             ScreenId::Contacts => self.contacts.table.offset,
                             ScreenId::Suppression => self.suppressions.table.offset,
                             ScreenId::Logs => self.logs.table.offset,
+                            ScreenId::Batches => self.batches.table.offset,
                             _ => self.users.table.offset,
                         };
                         let target = table + (ev.row - first) as usize;
@@ -433,6 +463,8 @@ impl App {
             ScreenId::Contacts => self.contacts.table.selected,
             ScreenId::Suppression => self.suppressions.table.selected,
             ScreenId::Logs => self.logs.table.selected,
+            ScreenId::Batches => self.batches.table.selected,
+            ScreenId::BatchDetail | ScreenId::Composer => 0,
         }
     }
 
@@ -519,7 +551,23 @@ impl App {
             return;
         }
         match spec.cmd {
-            Cmd::Quit => self.quit = true,
+            Cmd::Quit => self.ask_quit().await,
+            Cmd::Enter if self.screen == ScreenId::Batches => self.open_batch().await,
+            cmd if self.screen == ScreenId::Composer => self.batches_command(cmd).await,
+            Cmd::Create | Cmd::Duplicate | Cmd::Delete
+                if matches!(self.screen, ScreenId::Batches | ScreenId::BatchDetail) =>
+            {
+                self.batches_command(spec.cmd).await
+            }
+            Cmd::StartBatch
+            | Cmd::PauseBatch
+            | Cmd::ResumeBatch
+            | Cmd::CancelBatch
+            | Cmd::RetryFailed
+            | Cmd::OpenLogs => self.batches_command(spec.cmd).await,
+            Cmd::GotoBatches => {
+                self.goto(ScreenId::Batches).await;
+            }
             Cmd::Help => self.popup = Some(Popup::Help),
             Cmd::Palette => self.popup = Some(Popup::Palette(Palette::default())),
             Cmd::NextScreen | Cmd::PrevScreen => {
@@ -570,6 +618,9 @@ impl App {
                         self.logs.follow = false;
                         self.logs.table.home()
                     }
+                    ScreenId::Batches if end => self.batches.table.end(),
+                    ScreenId::Batches => self.batches.table.home(),
+                    ScreenId::BatchDetail | ScreenId::Composer => {}
                 }
                 self.load(self.screen).await;
             }
@@ -811,6 +862,7 @@ impl App {
             ScreenId::Contacts => self.contacts.table.page(),
             ScreenId::Suppression => self.suppressions.table.page(),
             ScreenId::Logs => self.logs.table.page(),
+            ScreenId::Batches => self.batches.table.page(),
             _ => self.users.table.page(),
         }
     }
@@ -829,6 +881,8 @@ impl App {
                 self.logs.follow = false;
                 self.logs.table.move_by(delta)
             }
+            ScreenId::Batches => self.batches.table.move_by(delta),
+            ScreenId::BatchDetail | ScreenId::Composer => return,
         }
         self.load(self.screen).await;
     }
@@ -857,6 +911,12 @@ impl App {
             ScreenId::Contacts => self.contacts.table.recount(),
             ScreenId::Suppression => self.suppressions.table.recount(),
             ScreenId::Logs => self.logs.table.recount(),
+            ScreenId::Batches => {
+                self.batches.table.recount();
+                self.batches.detail = None;
+                self.last_poll = Some(Instant::now());
+            }
+            ScreenId::BatchDetail | ScreenId::Composer => {}
         }
         self.load(screen).await;
         true
@@ -873,6 +933,13 @@ impl App {
             ScreenId::Contacts => self.contacts.table.search().is_some(),
             ScreenId::Suppression => self.suppressions.table.search().is_some(),
             ScreenId::Logs => self.logs.table.search().is_some(),
+            ScreenId::Batches => self.batches.table.search().is_some(),
+            ScreenId::BatchDetail => {
+                self.batches.detail = None;
+                self.goto(ScreenId::Batches).await;
+                return;
+            }
+            ScreenId::Composer => return,
         };
         if has_filter {
             self.edit_filter(|f| f.clear());
@@ -916,6 +983,11 @@ impl App {
                 change(&mut self.logs.table.filter);
                 self.logs.table.reset();
             }
+            ScreenId::Batches => {
+                change(&mut self.batches.table.filter);
+                self.batches.table.reset();
+            }
+            ScreenId::BatchDetail | ScreenId::Composer => {}
         }
     }
 
@@ -952,6 +1024,7 @@ impl App {
                 return self.deny("sender addresses belong to a tenant: pick one first".into());
             }
             ScreenId::Dashboard | ScreenId::Editor => return,
+            ScreenId::Batches | ScreenId::BatchDetail | ScreenId::Composer => return,
             _ => return self.open_create_more(),
         }));
     }
@@ -986,6 +1059,7 @@ impl App {
                 self.smtp.form(FormPurpose::Smtp)
             }
             ScreenId::Dashboard => return,
+            ScreenId::Batches | ScreenId::BatchDetail | ScreenId::Composer => return,
             _ => return self.open_edit_more(),
         };
         self.popup = Some(Popup::Form(form));
@@ -1094,6 +1168,7 @@ impl App {
                 )
             }
             ScreenId::Dashboard | ScreenId::Editor => return,
+            ScreenId::Batches | ScreenId::BatchDetail | ScreenId::Composer => return,
             _ => return self.ask_toggle_more(),
         };
         self.popup = Some(Popup::Confirm(confirm));
@@ -1198,6 +1273,7 @@ impl App {
             }
             Pending::More(p) => self.confirmed_more(&session, p).await,
             Pending::Logs(p) => self.confirmed_logs(&session, p).await,
+            Pending::Batch(p) => self.confirmed_batch(&session, p).await,
         };
         match result {
             Ok((screen, text)) => {
@@ -1282,7 +1358,11 @@ impl App {
     async fn filter_key(&mut self, key: KeyEvent) {
         if matches!(
             self.screen,
-            ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp
+            ScreenId::Dashboard
+                | ScreenId::Editor
+                | ScreenId::Smtp
+                | ScreenId::BatchDetail
+                | ScreenId::Composer
         ) {
             self.filtering = false;
             return;
@@ -1317,6 +1397,8 @@ impl App {
             ScreenId::Contacts => self.contacts.table.invalidate(),
             ScreenId::Suppression => self.suppressions.table.invalidate(),
             ScreenId::Logs => self.logs.table.invalidate(),
+            ScreenId::Batches => self.batches.table.invalidate(),
+            ScreenId::BatchDetail | ScreenId::Composer => {}
         }
     }
 
@@ -1336,6 +1418,10 @@ impl App {
             ScreenId::Contacts => self.contacts.load(&self.store, session).await,
             ScreenId::Suppression => self.suppressions.load(&self.store, session).await,
             ScreenId::Logs => self.logs.load(&self.store, session).await,
+            ScreenId::Batches | ScreenId::BatchDetail => {
+                self.batches.load(&self.store, session).await
+            }
+            ScreenId::Composer => Ok(()),
         };
         if let Err(e) = result {
             tracing::error!("loading {}: {e}", screen.title());
@@ -1362,6 +1448,9 @@ impl App {
                 AppEvent::Goto(s) => {
                     self.goto(s).await;
                 }
+                AppEvent::OpenLogViewer { batch_id } => {
+                    Box::pin(self.open_logs(Some(batch_id))).await;
+                }
                 AppEvent::Run(cmd) => {
                     if let Some(spec) = COMMANDS
                         .iter()
@@ -1380,6 +1469,10 @@ impl App {
                         self.users = Users::default();
                         self.templates = Templates::default();
                         self.smtp = Smtp::default();
+                        self.batches = Batches {
+                            utc_offset: self.batches.utc_offset,
+                            ..Batches::default()
+                        };
                         self.reset_tenant_screens();
                         self.layout_tables();
                         self.info(text);
@@ -1409,7 +1502,7 @@ impl App {
             return;
         };
         let [header, body, status, footer] = chrome(area);
-        self.draw_header(frame, header, session);
+        self.draw_header(frame, header);
         match self.screen {
             ScreenId::Dashboard => self.dashboard.draw(frame, body, &self.theme),
             ScreenId::Tenants => self.tenants.draw(frame, body, &self.theme),
@@ -1430,6 +1523,13 @@ impl App {
             ScreenId::Contacts => self.contacts.draw(frame, body, &self.theme),
             ScreenId::Suppression => self.suppressions.draw(frame, body, &self.theme),
             ScreenId::Logs => self.logs.draw(frame, body, &self.theme),
+            ScreenId::Batches => self.batches.draw(frame, body, &self.theme),
+            ScreenId::BatchDetail => self.batches.draw_detail(frame, body, &self.theme),
+            ScreenId::Composer => {
+                if let Some(c) = &self.composer {
+                    c.draw(frame, body, &self.theme);
+                }
+            }
         }
         self.draw_status(frame, status);
         self.draw_footer(frame, footer);
@@ -1456,12 +1556,84 @@ impl App {
         }
     }
 
-    fn draw_header(&self, frame: &mut Frame, area: Rect, session: &Session) {
+    /// The right part of the header: tenant and user, with quota and role unless `narrow`.
+    fn header_right(&self, session: &Session, narrow: bool) -> String {
+        let tenant = match &session.tenant {
+            Some(x) if !narrow => {
+                let pct = (usage_ratio(x) * 100.0).round();
+                format!("{} ({pct}% quota)", x.domain)
+            }
+            Some(x) => shorten(&x.domain, 24),
+            None => "all tenants".to_string(),
+        };
+        let mut right = if narrow {
+            format!("│ {tenant} │ {} ", shorten(&session.user.username, 16))
+        } else {
+            format!(
+                "│ {tenant} │ {} ({}) ",
+                session.user.username, session.actor.role
+            )
+        };
+        if self.opts.readonly {
+            right.push_str(if narrow { "[ro] " } else { "[read-only] " });
+        }
+        right
+    }
+
+    /// The tab labels and the right part that fit `width`, trying in turn: full tab names,
+    /// short names, short names with the plain user and tenant, numbers with only the
+    /// current screen named. The user and the tenant always stay visible.
+    fn header_layout(&self, width: usize) -> (Vec<String>, String) {
+        let current = match self.screen {
+            ScreenId::Contacts => ScreenId::Groups,
+            ScreenId::Editor => ScreenId::Templates,
+            ScreenId::BatchDetail | ScreenId::Composer => ScreenId::Batches,
+            s => s,
+        };
+        let key = |i: usize| (i + 1) % 10;
+        let full = |i: usize, s: ScreenId| format!(" {} {} ", key(i), s.title());
+        let short = |i: usize, s: ScreenId| format!(" {} {}", key(i), s.short_title());
+        let numbers = |i: usize, s: ScreenId| {
+            if s == current {
+                format!(" {} {}", key(i), s.short_title())
+            } else {
+                format!(" {}", key(i))
+            }
+        };
+        let tiers: [(&TabLabel<'_>, bool); 4] = [
+            (&full, false),
+            (&short, false),
+            (&short, true),
+            (&numbers, true),
+        ];
+        let mut out = (Vec::new(), String::new());
+        for (label, narrow) in tiers {
+            let narrow = narrow || width < 100;
+            let right = match &self.session {
+                Some(s) => self.header_right(s, narrow),
+                None => String::new(),
+            };
+            let labels: Vec<String> = ScreenId::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, s)| label(i, *s))
+                .collect();
+            let used: usize = labels.iter().map(|l| l.chars().count()).sum();
+            let fits = BRAND_WIDTH + used + right.chars().count() <= width;
+            out = (labels, right);
+            if fits {
+                break;
+            }
+        }
+        out
+    }
+
+    fn draw_header(&self, frame: &mut Frame, area: Rect) {
         let t = &self.theme;
         let mut spans = vec![Span::styled(" RecallIQ ", t.accent()), Span::raw("│")];
         let available = self.screens();
-        for (i, s) in ScreenId::ALL.iter().enumerate() {
-            let label = tab_label(i, *s);
+        let (labels, right) = self.header_layout(area.width as usize);
+        for (s, label) in ScreenId::ALL.iter().zip(labels) {
             let style = if *s == self.screen {
                 t.selected()
             } else if available.contains(s) {
@@ -1470,26 +1642,6 @@ impl App {
                 t.muted()
             };
             spans.push(Span::styled(label, style));
-        }
-        let narrow = area.width < 100;
-        let tenant = match &session.tenant {
-            Some(x) if !narrow => {
-                let pct = (usage_ratio(x) * 100.0).round();
-                format!("{} ({pct}% quota)", x.domain)
-            }
-            Some(x) => x.domain.clone(),
-            None => "all tenants".to_string(),
-        };
-        let mut right = if narrow {
-            format!("│ {tenant} │ {} ", session.user.username)
-        } else {
-            format!(
-                "│ {tenant} │ {} ({}) ",
-                session.user.username, session.actor.role
-            )
-        };
-        if self.opts.readonly {
-            right.push_str("[read-only] ");
         }
         let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
         let pad = (area.width as usize).saturating_sub(used + right.chars().count());
@@ -1507,6 +1659,7 @@ impl App {
                 ScreenId::Contacts => &self.contacts.table.filter,
                 ScreenId::Suppression => &self.suppressions.table.filter,
                 ScreenId::Logs => &self.logs.table.filter,
+                ScreenId::Batches => &self.batches.table.filter,
                 _ => &self.users.table.filter,
             };
             frame.render_widget(
@@ -1561,8 +1714,21 @@ impl App {
     }
 }
 
-fn tab_label(i: usize, s: ScreenId) -> String {
-    format!(" {} {} ", i + 1, s.title())
+/// " RecallIQ │".
+const BRAND_WIDTH: usize = 11;
+
+/// How a tab is labelled: its index and screen to text.
+type TabLabel<'a> = dyn Fn(usize, ScreenId) -> String + 'a;
+
+/// `text` cut to `max` characters with an ellipsis.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
+        s.push('…');
+        s
+    }
 }
 
 fn draw_report(

@@ -16,6 +16,10 @@ pub enum AppEvent {
     Run(Cmd),
     /// Look at one tenant (`None`: all tenants).
     SwitchTenant(Option<Box<Tenant>>),
+    /// Open the log viewer on one batch's email log (`l` on the batches screen).
+    OpenLogViewer {
+        batch_id: i32,
+    },
 }
 
 /// Events from outside the UI (the sending engine, later) delivered over a channel.
@@ -27,4 +31,6 @@ pub enum ExternalEvent {
     ImportProgress { done: usize, total: usize },
     /// A CSV import finished (all or nothing).
     ImportDone(Result<crate::db::ImportCounts, String>),
+    /// Progress or a status change from the engine running in this process.
+    Engine(crate::engine::EngineEvent),
 }

@@ -24,12 +24,17 @@ pub enum ScreenId {
     Smtp,
     /// The template editor (opened from Templates; not a tab).
     Editor,
+    Batches,
+    /// One batch opened from Batches (not a tab).
+    BatchDetail,
+    /// The batch composer and its review page (opened from Batches; not a tab).
+    Composer,
     /// The live log viewer and failed-recipient triage.
     Logs,
 }
 
 impl ScreenId {
-    pub const ALL: [ScreenId; 8] = [
+    pub const ALL: [ScreenId; 9] = [
         ScreenId::Dashboard,
         ScreenId::Tenants,
         ScreenId::Users,
@@ -37,6 +42,7 @@ impl ScreenId {
         ScreenId::Suppression,
         ScreenId::Templates,
         ScreenId::Smtp,
+        ScreenId::Batches,
         ScreenId::Logs,
     ];
 
@@ -52,6 +58,24 @@ impl ScreenId {
             ScreenId::Smtp => "SMTP",
             ScreenId::Editor => "Editor",
             ScreenId::Logs => "Logs",
+            ScreenId::Batches => "Batches",
+            ScreenId::BatchDetail => "Batch",
+            ScreenId::Composer => "Composer",
+        }
+    }
+
+    /// The short name in the tab bar when the terminal is narrow.
+    pub fn short_title(self) -> &'static str {
+        match self {
+            ScreenId::Dashboard => "Dash",
+            ScreenId::Tenants => "Tenants",
+            ScreenId::Users => "Users",
+            ScreenId::Groups => "Groups",
+            ScreenId::Suppression => "Supp",
+            ScreenId::Templates => "Tmpl",
+            ScreenId::Smtp => "SMTP",
+            ScreenId::Batches => "Batch",
+            other => other.title(),
         }
     }
 }
@@ -109,6 +133,14 @@ pub enum Cmd {
     CloseEditor,
     GotoSmtp,
     TestConnection,
+    GotoBatches,
+    StartBatch,
+    PauseBatch,
+    ResumeBatch,
+    CancelBatch,
+    RetryFailed,
+    /// Ask the app to open the log viewer for a batch.
+    OpenLogs,
     GotoLogs,
     /// Commands of the log viewer (`app/logs_ops.rs`).
     Logs(LogCmd),
@@ -193,7 +225,10 @@ const fn writes(mut s: CommandSpec, needs: Perm) -> CommandSpec {
 }
 
 use crate::domain::EmailStatus as Es;
-use ScreenId::{Contacts, Editor, Groups, Logs, Smtp, Suppression, Templates, Tenants, Users};
+use ScreenId::{
+    BatchDetail, Batches, Composer, Contacts, Editor, Groups, Logs, Smtp, Suppression, Templates,
+    Tenants, Users,
+};
 use Where::{Everywhere, Only, Tables};
 
 /// The registry, in the order help lists it.
@@ -637,6 +672,197 @@ pub const COMMANDS: &[CommandSpec] = &[
         "next sender",
         Only(Smtp),
     ),
+    // Batches, the batch detail and the composer.
+    spec(
+        Cmd::GotoBatches,
+        "batches",
+        &["8"],
+        "go to batches",
+        Everywhere,
+    ),
+    shown(spec(
+        Cmd::Enter,
+        "open-batch",
+        &["enter"],
+        "details",
+        Only(Batches),
+    )),
+    shown(writes(
+        spec(Cmd::Create, "new-batch", &["n"], "new batch", Only(Batches)),
+        Perm::EditBatches,
+    )),
+    shown(writes(
+        spec(
+            Cmd::StartBatch,
+            "start-batch",
+            &["s"],
+            "review & start",
+            Only(Batches),
+        ),
+        Perm::ControlBatches,
+    )),
+    shown(writes(
+        spec(
+            Cmd::PauseBatch,
+            "pause-batch",
+            &["p"],
+            "pause",
+            Only(Batches),
+        ),
+        Perm::ControlBatches,
+    )),
+    shown(writes(
+        spec(
+            Cmd::ResumeBatch,
+            "resume-batch",
+            &["r"],
+            "resume",
+            Only(Batches),
+        ),
+        Perm::ControlBatches,
+    )),
+    shown(writes(
+        spec(
+            Cmd::CancelBatch,
+            "cancel-batch",
+            &["X"],
+            "cancel",
+            Only(Batches),
+        ),
+        Perm::ControlBatches,
+    )),
+    writes(
+        spec(
+            Cmd::RetryFailed,
+            "retry-failed",
+            &["F"],
+            "retry failed recipients",
+            Only(Batches),
+        ),
+        Perm::ControlBatches,
+    ),
+    writes(
+        spec(
+            Cmd::Duplicate,
+            "duplicate-batch",
+            &["c"],
+            "duplicate as a new draft",
+            Only(Batches),
+        ),
+        Perm::EditBatches,
+    ),
+    writes(
+        spec(
+            Cmd::Delete,
+            "delete-draft",
+            &["x"],
+            "delete draft",
+            Only(Batches),
+        ),
+        Perm::EditBatches,
+    ),
+    spec(
+        Cmd::OpenLogs,
+        "batch-logs",
+        &["l"],
+        "open the batch's email log",
+        Only(Batches),
+    ),
+    shown(writes(
+        spec(
+            Cmd::PauseBatch,
+            "pause-this-batch",
+            &["p"],
+            "pause",
+            Only(BatchDetail),
+        ),
+        Perm::ControlBatches,
+    )),
+    shown(writes(
+        spec(
+            Cmd::ResumeBatch,
+            "resume-this-batch",
+            &["r"],
+            "resume",
+            Only(BatchDetail),
+        ),
+        Perm::ControlBatches,
+    )),
+    shown(writes(
+        spec(
+            Cmd::CancelBatch,
+            "cancel-this-batch",
+            &["X"],
+            "cancel",
+            Only(BatchDetail),
+        ),
+        Perm::ControlBatches,
+    )),
+    shown(writes(
+        spec(
+            Cmd::RetryFailed,
+            "retry-this-batch",
+            &["F"],
+            "retry failed",
+            Only(BatchDetail),
+        ),
+        Perm::ControlBatches,
+    )),
+    shown(spec(
+        Cmd::OpenLogs,
+        "this-batch-logs",
+        &["l"],
+        "email log",
+        Only(BatchDetail),
+    )),
+    shown(writes(
+        spec(
+            Cmd::Save,
+            "save-batch",
+            &["ctrl-s"],
+            "save draft & review",
+            Only(Composer),
+        ),
+        Perm::EditBatches,
+    )),
+    shown(spec(
+        Cmd::NextField,
+        "composer-next",
+        &["tab"],
+        "next part",
+        Only(Composer),
+    )),
+    spec(
+        Cmd::PrevField,
+        "composer-prev",
+        &["backtab"],
+        "previous part",
+        Only(Composer),
+    ),
+    shown(writes(
+        spec(
+            Cmd::StartBatch,
+            "start-reviewed",
+            &["s"],
+            "start (review page)",
+            Only(Composer),
+        ),
+        Perm::ControlBatches,
+    )),
+    shown(spec(
+        Cmd::Edit,
+        "edit-draft",
+        &["e"],
+        "edit (review page)",
+        Only(Composer),
+    )),
+    shown(spec(
+        Cmd::CloseEditor,
+        "close-composer",
+        &["esc"],
+        "close",
+        Only(Composer),
+    )),
     // The log viewer.
     spec(Cmd::GotoLogs, "logs", &["9"], "go to logs", Everywhere),
     shown(spec(
@@ -807,10 +1033,14 @@ pub const COMMANDS: &[CommandSpec] = &[
 impl CommandSpec {
     pub fn applies_to(&self, screen: ScreenId) -> bool {
         match self.place {
-            Everywhere => screen != ScreenId::Editor,
+            Everywhere => !matches!(screen, ScreenId::Editor | ScreenId::Composer),
             Tables => !matches!(
                 screen,
-                ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp
+                ScreenId::Dashboard
+                    | ScreenId::Editor
+                    | ScreenId::Smtp
+                    | ScreenId::BatchDetail
+                    | ScreenId::Composer
             ),
             Only(s) => s == screen,
         }

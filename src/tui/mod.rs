@@ -44,6 +44,9 @@ pub struct Options {
     pub open_logs: Option<i32>,
     /// ... in follow mode (`--follow`).
     pub follow_logs: bool,
+    /// Run the sending engine in this process: `Some(true)` `--engine`, `Some(false)`
+    /// `--no-engine`, `None` only on SQLite (the single-user case).
+    pub engine: Option<bool>,
 }
 
 impl Options {
@@ -58,6 +61,13 @@ impl Options {
             no_color: no_color_env(),
             open_logs: None,
             follow_logs: false,
+            engine: if cli.no_engine {
+                Some(false)
+            } else if cli.engine {
+                Some(true)
+            } else {
+                None
+            },
         }
     }
 }
@@ -80,6 +90,18 @@ pub async fn run_app(
     let _log_guard = init_logging(&opts);
     let (tx, rx) = tokio::sync::mpsc::channel::<ExternalEvent>(64);
     let mut app = App::new(store, opts.clone());
+    let in_process = opts.engine.unwrap_or(store_is_sqlite(&app.store));
+    if in_process {
+        let engine = crate::engine::Engine::new(
+            app.store.clone(),
+            crate::engine::EngineConfig {
+                config_dir: Some(opts.config_dir.clone()),
+                ..crate::engine::EngineConfig::default()
+            },
+        );
+        forward_engine_events(engine.subscribe(), tx.clone());
+        app.attach_engine(engine);
+    }
     app.events = Some(tx);
     if let Some((user, actor)) = login {
         app.start_session(user, actor).await;
@@ -89,6 +111,9 @@ pub async fn run_app(
     let result = event_loop(&mut terminal, &mut app, rx).await;
     drop(terminal);
     restore_terminal(opts.mouse);
+    // In-flight messages are recorded before the process leaves (a confirmed quit has
+    // already paused its batches; after a signal they stay running for the next engine).
+    app.stop_engine().await;
     match &result {
         Ok(reason) => tracing::info!("TUI closed: {reason}"),
         Err(e) => tracing::error!("TUI failed: {e}"),
@@ -133,6 +158,7 @@ async fn event_loop(
             _ = tick.tick() => {
                 app.tick(Instant::now());
                 app.live_tick().await;
+                app.poll_batches(Instant::now()).await;
             }
             Some(ev) = external.recv() => app.handle_external(ev).await,
             _ = sigterm.recv() => return Ok("SIGTERM"),
@@ -140,6 +166,31 @@ async fn event_loop(
             _ = sigint.recv() => return Ok("SIGINT"),
         }
     }
+}
+
+fn store_is_sqlite(store: &Store) -> bool {
+    store.backend() == crate::db::Backend::Sqlite
+}
+
+/// Hands the engine's events to the event loop (a lagging receiver skips to the newest:
+/// progress is cumulative).
+fn forward_engine_events(
+    mut rx: tokio::sync::broadcast::Receiver<crate::engine::EngineEvent>,
+    tx: tokio::sync::mpsc::Sender<ExternalEvent>,
+) {
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(ev) => {
+                    if tx.send(ExternalEvent::Engine(ev)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
 }
 
 fn setup_terminal(mouse: bool) -> color_eyre::Result<Terminal<CrosstermBackend<std::io::Stdout>>> {

@@ -5,6 +5,7 @@ mod support;
 
 mod attach;
 mod auth;
+mod batch_review;
 mod bounces;
 mod bounces_corpus;
 mod cli;
@@ -17,6 +18,7 @@ mod logs_viewer;
 mod store;
 mod templates;
 mod tui;
+mod tui_batches;
 mod tui_groups;
 mod tui_logs;
 mod tui_templates;
