@@ -7,6 +7,8 @@ mod batch_commands;
 mod commands;
 mod contacts;
 mod mail_commands;
+mod ops_args;
+mod ops_commands;
 mod output;
 
 pub use args::Cli;

@@ -36,10 +36,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0004_engine_queue.sql"),
         postgres: include_str!("../../migrations/postgres/0004_engine_queue.sql"),
     },
+    Migration {
+        version: 8,
+        name: "retention",
+        sqlite: include_str!("../../migrations/sqlite/0008_retention.sql"),
+        postgres: include_str!("../../migrations/postgres/0008_retention.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 4;
+pub const LATEST_VERSION: i64 = 8;
 
 const CREATE_TRACKING: &str = "CREATE TABLE IF NOT EXISTS recalliq_schema_migrations (
     version BIGINT PRIMARY KEY,

@@ -7,6 +7,7 @@ mod attach;
 mod auth;
 mod cli;
 mod contacts;
+mod data_protection;
 mod demo;
 mod engine;
 mod store;
