@@ -74,11 +74,13 @@ fn decode_key(text: &str) -> Option<[u8; 32]> {
 /// Reads (or with `create`, creates with mode 0600) a base64 key file; a file readable by
 /// group or others is refused.
 pub fn key_file(path: &Path, create: bool) -> Result<[u8; 32], CryptoError> {
-    let err = |what: String| CryptoError::Key(format!("backup key file {}: {what}", path.display()));
+    let err =
+        |what: String| CryptoError::Key(format!("backup key file {}: {what}", path.display()));
     if !path.exists() {
         if !create {
             return Err(err(
-                "does not exist (the key that made the backup is needed; --key-file names another)".into(),
+                "does not exist (the key that made the backup is needed; --key-file names another)"
+                    .into(),
             ));
         }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -94,7 +96,8 @@ pub fn key_file(path: &Path, create: bool) -> Result<[u8; 32], CryptoError> {
         match opts.open(path) {
             Ok(mut f) => {
                 let text = format!("{}\n", B64.encode(rand::random::<[u8; 32]>()));
-                f.write_all(text.as_bytes()).map_err(|e| err(e.to_string()))?;
+                f.write_all(text.as_bytes())
+                    .map_err(|e| err(e.to_string()))?;
                 f.sync_all().map_err(|e| err(e.to_string()))?;
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}

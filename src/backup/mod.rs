@@ -102,9 +102,7 @@ fn sha256_hex(digest: ring::digest::Digest) -> String {
 fn pg_url_parts(url: &str) -> BackupResult<(String, Option<String>)> {
     let mut u = url::Url::parse(url)
         .map_err(|e| BackupError::Invalid(format!("bad database URL {}: {e}", redact_url(url))))?;
-    let pw = u.password().map(|p| {
-        percent_decode(p)
-    });
+    let pw = u.password().map(percent_decode);
     let _ = u.set_password(None);
     Ok((u.to_string(), pw))
 }
@@ -254,7 +252,13 @@ pub async fn create(store: &Store, url: &str, to: &Path, key: &KeySpec) -> Backu
                     enc.write_data(&buf[..n])?;
                     total += n as u64;
                 }
-                let m = manifest(Backend::Sqlite, tables, version, total, sha256_hex(ctx.finish()));
+                let m = manifest(
+                    Backend::Sqlite,
+                    tables,
+                    version,
+                    total,
+                    sha256_hex(ctx.finish()),
+                );
                 append_manifest(&mut enc, &m)?;
                 let w = enc.finish()?;
                 let f = w.into_inner().map_err(|e| BackupError::Io {
@@ -325,7 +329,13 @@ pub async fn create(store: &Store, url: &str, to: &Path, key: &KeySpec) -> Backu
                     stderr.lines().next().unwrap_or("no message")
                 )));
             }
-            let m = manifest(Backend::Postgres, tables, version, total, sha256_hex(ctx.finish()));
+            let m = manifest(
+                Backend::Postgres,
+                tables,
+                version,
+                total,
+                sha256_hex(ctx.finish()),
+            );
             append_manifest(&mut enc, &m)?;
             let w = enc.finish()?;
             let f = w.into_inner().map_err(|e| BackupError::Io {
@@ -382,23 +392,31 @@ fn open_blocking(
         .map_err(io("cannot write a temporary file"))?;
     let total = {
         let mut w = std::io::BufWriter::new(&mut plain);
-        let total = crypto::decrypt(std::io::BufReader::new(input), &mut w, key_for)
-            .map_err(|e| match e {
+        let total = crypto::decrypt(std::io::BufReader::new(input), &mut w, key_for).map_err(
+            |e| match e {
                 CryptoError::Io(source) => BackupError::Io {
                     what: format!("cannot read {}", from.display()),
                     source,
                 },
                 other => BackupError::Crypto(other),
-            })?;
+            },
+        )?;
         w.flush().map_err(io("cannot write a temporary file"))?;
         total
     };
-    let bad = || BackupError::Invalid(format!("{}: the backup has no valid manifest", from.display()));
+    let bad = || {
+        BackupError::Invalid(format!(
+            "{}: the backup has no valid manifest",
+            from.display()
+        ))
+    };
     if total < 16 {
         return Err(bad());
     }
     let mut tail = [0u8; 16];
-    plain.seek(SeekFrom::Start(total - 16)).map_err(io("seek"))?;
+    plain
+        .seek(SeekFrom::Start(total - 16))
+        .map_err(io("seek"))?;
     plain.read_exact(&mut tail).map_err(io("read"))?;
     if &tail[8..] != TRAILER {
         return Err(bad());
@@ -449,7 +467,11 @@ async fn target_tables(url: &str) -> BackupResult<Vec<String>> {
         let Some(path) = crate::db::sqlite_path(url) else {
             return Err(BackupError::Invalid(format!("bad SQLite URL {url}")));
         };
-        if !path.exists() || std::fs::metadata(&path).map(|m| m.len() == 0).unwrap_or(false) {
+        if !path.exists()
+            || std::fs::metadata(&path)
+                .map(|m| m.len() == 0)
+                .unwrap_or(false)
+        {
             return Ok(Vec::new());
         }
         let opts = sqlx::sqlite::SqliteConnectOptions::new()
@@ -581,7 +603,9 @@ pub async fn restore(opened: &Opened, url: &str, force: bool) -> BackupResult<Re
                 let err = String::from_utf8_lossy(&out.stderr);
                 return Err(BackupError::Tool(format!(
                     "pg_restore failed (nothing was changed): {}",
-                    err.lines().find(|l| !l.trim().is_empty()).unwrap_or("no message")
+                    err.lines()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("no message")
                 )));
             }
         }
@@ -624,7 +648,10 @@ pub struct Verified {
     pub mismatches: Vec<Mismatch>,
 }
 
-pub fn compare(manifest: &BTreeMap<String, i64>, restored: &BTreeMap<String, i64>) -> Vec<Mismatch> {
+pub fn compare(
+    manifest: &BTreeMap<String, i64>,
+    restored: &BTreeMap<String, i64>,
+) -> Vec<Mismatch> {
     let mut names: Vec<&String> = manifest.keys().chain(restored.keys()).collect();
     names.sort();
     names.dedup();

@@ -30,12 +30,8 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
             let store = Store::connect(&config.database_url).await?;
             let report = store.migrate().await?;
             if args.row_level_security || args.no_row_level_security {
-                super::ops_commands::row_level_security(
-                    &store,
-                    args.row_level_security,
-                    args.json,
-                )
-                .await?;
+                super::ops_commands::row_level_security(&store, args.row_level_security, args.json)
+                    .await?;
             }
             if args.json {
                 print_json(&report);

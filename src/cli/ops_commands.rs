@@ -82,12 +82,9 @@ pub async fn backup_command(config: &Config, args: BackupArgs) -> CliResult<u8> 
                     "backup needs --to FILE (or `recalliq backup verify FILE`)",
                 ));
             };
-            let key = backup::crypto::resolve_key(
-                args.key.key_file.as_deref(),
-                &config.config_dir,
-                true,
-            )
-            .map_err(key_error)?;
+            let key =
+                backup::crypto::resolve_key(args.key.key_file.as_deref(), &config.config_dir, true)
+                    .map_err(key_error)?;
             let store = open(config).await?;
             let started = Instant::now();
             let m = backup::create(&store, &config.database_url, &to, &key).await?;
@@ -158,7 +155,11 @@ pub async fn maintenance_command(config: &Config, cmd: MaintenanceCommand) -> Cl
                         r.domain,
                         r.email_logs,
                         r.batch_logs,
-                        if r.dry_run { "to delete" } else { "deleted so far" }
+                        if r.dry_run {
+                            "to delete"
+                        } else {
+                            "deleted so far"
+                        }
                     );
                 }
             };
@@ -178,7 +179,11 @@ pub async fn maintenance_command(config: &Config, cmd: MaintenanceCommand) -> Cl
                         ]
                     })
                     .collect();
-                let verb = if args.dry_run { "WOULD DELETE" } else { "DELETED" };
+                let verb = if args.dry_run {
+                    "WOULD DELETE"
+                } else {
+                    "DELETED"
+                };
                 print_table(
                     &[
                         "TENANT",

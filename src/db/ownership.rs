@@ -40,7 +40,9 @@ pub struct Catalog {
 impl Catalog {
     /// Foreign keys that point at `parent`.
     pub fn referencing<'a>(&'a self, parent: &'a str) -> impl Iterator<Item = &'a ForeignKey> {
-        self.foreign_keys.iter().filter(move |fk| fk.parent == parent)
+        self.foreign_keys
+            .iter()
+            .filter(move |fk| fk.parent == parent)
     }
 }
 

@@ -31,8 +31,15 @@ impl PurgeReport {
 /// One statement of the purge plan, in execution order.
 #[derive(Debug, Clone)]
 enum Step {
-    Delete { table: String, cond: String },
-    Detach { table: String, column: String, cond: String },
+    Delete {
+        table: String,
+        cond: String,
+    },
+    Detach {
+        table: String,
+        column: String,
+        cond: String,
+    },
 }
 
 const MAX_DEPTH: usize = 10;

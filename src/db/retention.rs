@@ -73,7 +73,8 @@ fn cutoff(days: i32) -> NaiveDateTime {
 
 // A row is part of the engine's queue while it is pending/sending and its batch can still
 // send: such rows are kept whatever their age.
-const COUNT_EMAIL_SQL: &str = "SELECT COUNT(*) FROM logs_emaillog l JOIN batches_batch b ON b.id = l.batch_id
+const COUNT_EMAIL_SQL: &str =
+    "SELECT COUNT(*) FROM logs_emaillog l JOIN batches_batch b ON b.id = l.batch_id
      WHERE b.tenant_id = $1 AND l.created_at < $2
        AND (l.status NOT IN ('pending', 'sending')
             OR COALESCE(b.status, 'draft') IN ('completed', 'failed', 'cancelled'))";
@@ -83,7 +84,8 @@ const DELETE_EMAIL_SQL: &str = "DELETE FROM logs_emaillog WHERE id IN (
        AND (l.status NOT IN ('pending', 'sending')
             OR COALESCE(b.status, 'draft') IN ('completed', 'failed', 'cancelled'))
      ORDER BY l.id LIMIT $3)";
-const COUNT_BATCH_SQL: &str = "SELECT COUNT(*) FROM logs_batchexecutionlog x JOIN batches_batch b ON b.id = x.batch_id
+const COUNT_BATCH_SQL: &str =
+    "SELECT COUNT(*) FROM logs_batchexecutionlog x JOIN batches_batch b ON b.id = x.batch_id
      WHERE b.tenant_id = $1 AND x.created_at < $2";
 const DELETE_BATCH_SQL: &str = "DELETE FROM logs_batchexecutionlog WHERE id IN (
      SELECT x.id FROM logs_batchexecutionlog x JOIN batches_batch b ON b.id = x.batch_id

@@ -99,6 +99,23 @@ pub fn set_default_scope(scope: TenantScope) {
     );
 }
 
+/// A TUI session: a tenant-bound user's connections see only their tenant from now on, a
+/// super admin's every tenant.
+pub fn enter_session(actor: &super::Actor) {
+    match (actor.all_tenants(), actor.own_scope()) {
+        (Ok(all), _) => set_default_bypass(&all),
+        (Err(_), Ok(scope)) => set_default_scope(scope),
+        (Err(_), Err(_)) => DEFAULT.store(encode(RlsContext::Nothing), Ordering::SeqCst),
+    }
+}
+
+/// Back at the login screen, which looks users up as the shell's system actor again.
+pub fn leave_session() {
+    if let Ok(all) = super::Actor::system().all_tenants() {
+        set_default_bypass(&all);
+    }
+}
+
 /// The context of the calling task.
 pub fn current() -> RlsContext {
     CONTEXT
@@ -233,7 +250,11 @@ impl Store {
             let p = ident(POLICY);
             exec(&mut tx, format!("DROP POLICY IF EXISTS {p} ON {t}")).await?;
             if enable {
-                exec(&mut tx, format!("ALTER TABLE {t} ENABLE ROW LEVEL SECURITY")).await?;
+                exec(
+                    &mut tx,
+                    format!("ALTER TABLE {t} ENABLE ROW LEVEL SECURITY"),
+                )
+                .await?;
                 let expr = policy_expr(table, how);
                 exec(
                     &mut tx,
@@ -242,7 +263,11 @@ impl Store {
                 .await?;
                 tables.push(table.clone());
             } else {
-                exec(&mut tx, format!("ALTER TABLE {t} DISABLE ROW LEVEL SECURITY")).await?;
+                exec(
+                    &mut tx,
+                    format!("ALTER TABLE {t} DISABLE ROW LEVEL SECURITY"),
+                )
+                .await?;
             }
         }
         tx.commit().await?;

@@ -171,100 +171,115 @@ async fn exec_log(store: &Store, o: &Owned, days: i64) -> i32 {
     x.id
 }
 
-store_test!(clean_logs_applies_each_tenants_retention, |store| async move {
-    let a = populate(&store, "keep.test", 1).await;
-    let b = populate(&store, "short.test", 1).await;
-    // a: the command's defaults (90 / 30); b: its own 10 / 5 days.
-    exec(
-        &store,
-        &format!("DELETE FROM recalliq_retention WHERE tenant_id = {}", a.tenant_id),
-    )
-    .await;
-    store
-        .set_retention(b.scope, Some(10), Some(5))
-        .await
-        .unwrap();
-    for o in [&a, &b] {
-        for i in 0..3 {
-            log(&store, o, &format!("old{i}@x.test"), EmailStatus::Sent, 200).await;
-        }
-        log(&store, o, "oldfail@x.test", EmailStatus::Failed, 200).await;
-        log(&store, o, "mid@x.test", EmailStatus::Sent, 20).await;
-        log(&store, o, "new@x.test", EmailStatus::Sent, 1).await;
-        // Still the engine's queue (the batch is a draft): kept whatever its age.
-        log(&store, o, "queued@x.test", EmailStatus::Pending, 200).await;
-        exec_log(&store, o, 40).await;
-        exec_log(&store, o, 7).await;
-        exec_log(&store, o, 1).await;
-    }
-    let all = Actor::system().all_tenants().unwrap();
-    let mut seen = Vec::new();
-    let dry = store
-        .clean_logs(
-            &all,
-            CleanOptions {
-                dry_run: true,
-                ..CleanOptions::default()
-            },
-            &mut |r| seen.push(r.clone()),
-        )
-        .await
-        .unwrap();
-    let by = |v: &[recalliq::db::CleanReport], d: &str| {
-        let r = v.iter().find(|r| r.domain == d).unwrap().clone();
-        (r.email_logs, r.batch_logs)
-    };
-    assert_eq!(by(&dry, "keep.test"), (4, 1));
-    assert_eq!(by(&dry, "short.test"), (5, 2));
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM logs_emaillog").await, 14);
-
-    let mut progress = 0;
-    let done = store
-        .clean_logs(
-            &all,
-            CleanOptions {
-                chunk: 2,
-                ..CleanOptions::default()
-            },
-            &mut |_| progress += 1,
-        )
-        .await
-        .unwrap();
-    assert_eq!(by(&done, "keep.test"), (4, 1));
-    assert_eq!(by(&done, "short.test"), (5, 2));
-    assert!(progress >= 5, "progress after every chunk, got {progress}");
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM logs_emaillog").await, 14 - 9);
-    assert_eq!(
-        count(
-            &store,
-            "SELECT COUNT(*) FROM logs_emaillog WHERE recipient_email = 'queued@x.test'"
-        )
-        .await,
-        2
-    );
-    assert_eq!(
-        count(
+store_test!(
+    clean_logs_applies_each_tenants_retention,
+    |store| async move {
+        let a = populate(&store, "keep.test", 1).await;
+        let b = populate(&store, "short.test", 1).await;
+        // a: the command's defaults (90 / 30); b: its own 10 / 5 days.
+        exec(
             &store,
             &format!(
-                "SELECT COUNT(*) FROM logs_emaillog l JOIN batches_batch b ON b.id = l.batch_id
-                 WHERE b.tenant_id = {} AND l.recipient_email = 'mid@x.test'",
+                "DELETE FROM recalliq_retention WHERE tenant_id = {}",
                 a.tenant_id
-            )
+            ),
         )
-        .await,
-        1,
-        "20 days old is within the default 90"
-    );
-    // Idempotent.
-    let again = store
-        .clean_logs(&all, CleanOptions::default(), &mut |_| {})
-        .await
-        .unwrap();
-    assert!(again.iter().all(|r| r.email_logs == 0 && r.batch_logs == 0));
-    // Bad retention values are refused with the reason.
-    let err = store.set_retention(a.scope, Some(0), None).await.unwrap_err();
-    assert!(err.to_string().contains("between 1 and 36500"), "{err}");
-});
+        .await;
+        store
+            .set_retention(b.scope, Some(10), Some(5))
+            .await
+            .unwrap();
+        for o in [&a, &b] {
+            for i in 0..3 {
+                log(&store, o, &format!("old{i}@x.test"), EmailStatus::Sent, 200).await;
+            }
+            log(&store, o, "oldfail@x.test", EmailStatus::Failed, 200).await;
+            log(&store, o, "mid@x.test", EmailStatus::Sent, 20).await;
+            log(&store, o, "new@x.test", EmailStatus::Sent, 1).await;
+            // Still the engine's queue (the batch is a draft): kept whatever its age.
+            log(&store, o, "queued@x.test", EmailStatus::Pending, 200).await;
+            exec_log(&store, o, 40).await;
+            exec_log(&store, o, 7).await;
+            exec_log(&store, o, 1).await;
+        }
+        let all = Actor::system().all_tenants().unwrap();
+        let mut seen = Vec::new();
+        let dry = store
+            .clean_logs(
+                &all,
+                CleanOptions {
+                    dry_run: true,
+                    ..CleanOptions::default()
+                },
+                &mut |r| seen.push(r.clone()),
+            )
+            .await
+            .unwrap();
+        let by = |v: &[recalliq::db::CleanReport], d: &str| {
+            let r = v.iter().find(|r| r.domain == d).unwrap().clone();
+            (r.email_logs, r.batch_logs)
+        };
+        assert_eq!(by(&dry, "keep.test"), (4, 1));
+        assert_eq!(by(&dry, "short.test"), (5, 2));
+        assert_eq!(
+            count(&store, "SELECT COUNT(*) FROM logs_emaillog").await,
+            14
+        );
+
+        let mut progress = 0;
+        let done = store
+            .clean_logs(
+                &all,
+                CleanOptions {
+                    chunk: 2,
+                    ..CleanOptions::default()
+                },
+                &mut |_| progress += 1,
+            )
+            .await
+            .unwrap();
+        assert_eq!(by(&done, "keep.test"), (4, 1));
+        assert_eq!(by(&done, "short.test"), (5, 2));
+        assert!(progress >= 5, "progress after every chunk, got {progress}");
+        assert_eq!(
+            count(&store, "SELECT COUNT(*) FROM logs_emaillog").await,
+            14 - 9
+        );
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM logs_emaillog WHERE recipient_email = 'queued@x.test'"
+            )
+            .await,
+            2
+        );
+        assert_eq!(
+            count(
+                &store,
+                &format!(
+                    "SELECT COUNT(*) FROM logs_emaillog l JOIN batches_batch b ON b.id = l.batch_id
+                 WHERE b.tenant_id = {} AND l.recipient_email = 'mid@x.test'",
+                    a.tenant_id
+                )
+            )
+            .await,
+            1,
+            "20 days old is within the default 90"
+        );
+        // Idempotent.
+        let again = store
+            .clean_logs(&all, CleanOptions::default(), &mut |_| {})
+            .await
+            .unwrap();
+        assert!(again.iter().all(|r| r.email_logs == 0 && r.batch_logs == 0));
+        // Bad retention values are refused with the reason.
+        let err = store
+            .set_retention(a.scope, Some(0), None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("between 1 and 36500"), "{err}");
+    }
+);
 
 /// Row counts of every table.
 async fn table_counts(store: &Store) -> BTreeMap<String, i64> {
@@ -301,10 +316,18 @@ store_test!(purge_leaves_no_row_of_the_tenant, |store| async move {
     // Both tenants were built alike: every tenant-owned table lost exactly half its rows,
     // every other table nothing.
     for (table, n) in &before {
-        let expect = if cat.owned.contains_key(table) { n / 2 } else { *n };
+        let expect = if cat.owned.contains_key(table) {
+            n / 2
+        } else {
+            *n
+        };
         assert_eq!(after[table], expect, "table {table}");
         if cat.owned.contains_key(table) && *n > 0 {
-            assert_eq!(report.deleted.get(table).copied(), Some((n / 2) as u64), "{table}");
+            assert_eq!(
+                report.deleted.get(table).copied(),
+                Some((n / 2) as u64),
+                "{table}"
+            );
         }
     }
     for (table, how) in &cat.owned {
@@ -313,7 +336,10 @@ store_test!(purge_leaves_no_row_of_the_tenant, |store| async move {
                 format!("SELECT COUNT(*) FROM {table} WHERE id = {}", a.tenant_id)
             }
             recalliq::db::Ownership::Direct => {
-                format!("SELECT COUNT(*) FROM {table} WHERE tenant_id = {}", a.tenant_id)
+                format!(
+                    "SELECT COUNT(*) FROM {table} WHERE tenant_id = {}",
+                    a.tenant_id
+                )
             }
             recalliq::db::Ownership::Via(fk) => format!(
                 "SELECT COUNT(*) FROM {table} WHERE {} IN ({}, {}, {})",
@@ -323,7 +349,11 @@ store_test!(purge_leaves_no_row_of_the_tenant, |store| async move {
         if matches!(how, recalliq::db::Ownership::Via(_)) && a.batch_id == b.batch_id {
             continue;
         }
-        assert_eq!(count(&store, &sql).await, 0, "{table} still has rows of the tenant");
+        assert_eq!(
+            count(&store, &sql).await,
+            0,
+            "{table} still has rows of the tenant"
+        );
     }
     // The other tenant is whole.
     assert_eq!(store.list_contacts_count(b.scope, b.group_id).await, 5);
@@ -366,23 +396,37 @@ async fn row_level_security_hides_other_tenants_rows() {
         assert!(report.tables.contains(&"logs_emaillog".to_string()));
         assert!(report.tables.contains(&"tenants_groupemail".to_string()));
         assert!(
-            report.warning.as_deref().unwrap_or("").contains("superuser"),
+            report
+                .warning
+                .as_deref()
+                .unwrap_or("")
+                .contains("superuser"),
             "the connected superuser is told it is exempt: {report:?}"
         );
         let pg = owner.pg_pool().unwrap();
         for sql in [
             format!("CREATE ROLE {role} LOGIN"),
-            format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+            format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
+            ),
             format!("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}"),
         ] {
-            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pg).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(pg)
+                .await
+                .unwrap();
         }
         let url = db.url.replacen("://root@", &format!("://{role}@"), 1);
         let app = Store::connect(&url).await.unwrap();
         let ap = app.pg_pool().unwrap().clone();
         let raw = |sql: &'static str| {
             let ap = ap.clone();
-            async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&ap).await.unwrap() }
+            async move {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&ap)
+                    .await
+                    .unwrap()
+            }
         };
         // Tenant a's context: raw queries without any tenant filter see only a's rows.
         rls::scoped(a.scope, async {
@@ -391,11 +435,12 @@ async fn row_level_security_hides_other_tenants_rows() {
             assert_eq!(raw("SELECT COUNT(*) FROM tenants_groupemail").await, 3);
             assert_eq!(raw("SELECT COUNT(*) FROM logs_emaillog").await, 3);
             assert_eq!(raw("SELECT COUNT(*) FROM recalliq_suppression").await, 1);
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM logs_emaillog WHERE batch_id = $1")
-                .bind(b.batch_id)
-                .fetch_one(&ap)
-                .await
-                .unwrap();
+            let n: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM logs_emaillog WHERE batch_id = $1")
+                    .bind(b.batch_id)
+                    .fetch_one(&ap)
+                    .await
+                    .unwrap();
             assert_eq!(n, 0, "b's logs by id: nothing");
             // A store call handed the wrong scope (a bug) finds nothing either.
             let err = app.get_group(b.scope, b.group_id).await;
@@ -410,7 +455,11 @@ async fn row_level_security_hides_other_tenants_rows() {
                 .execute(&ap)
                 .await
                 .unwrap();
-            assert_eq!(upd.rows_affected(), 3, "an unfiltered update touches a's rows only");
+            assert_eq!(
+                upd.rows_affected(),
+                3,
+                "an unfiltered update touches a's rows only"
+            );
         })
         .await;
         // No context at all: nothing.
@@ -423,12 +472,11 @@ async fn row_level_security_hides_other_tenants_rows() {
         rls::bypass(&all, async {
             assert_eq!(raw("SELECT COUNT(*) FROM tenants_groupemail").await, 5);
             assert_eq!(raw("SELECT COUNT(*) FROM logs_emaillog").await, 5);
-            let failed: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM logs_emaillog WHERE status = 'failed'",
-            )
-            .fetch_one(&ap)
-            .await
-            .unwrap();
+            let failed: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM logs_emaillog WHERE status = 'failed'")
+                    .fetch_one(&ap)
+                    .await
+                    .unwrap();
             assert_eq!(failed, 3, "b's rows were not touched by a's update");
         })
         .await;
@@ -503,7 +551,9 @@ async fn backup_while_sending(url: String, restore_url: String) {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("live.riqbak");
-    let m = backup::create(&store, &url, &file, &test_key(3)).await.unwrap();
+    let m = backup::create(&store, &url, &file, &test_key(3))
+        .await
+        .unwrap();
     let sent_at_backup = count(
         &store,
         "SELECT COUNT(*) FROM logs_emaillog WHERE status = 'sent'",
@@ -537,8 +587,14 @@ async fn backup_while_sending(url: String, restore_url: String) {
         ),
     )
     .await;
-    assert_eq!(sent_rows, sent_count, "counters and rows from the same instant");
-    assert!(sent_rows > 0 && sent_rows < 300, "mid-run snapshot: {sent_rows}");
+    assert_eq!(
+        sent_rows, sent_count,
+        "counters and rows from the same instant"
+    );
+    assert!(
+        sent_rows > 0 && sent_rows < 300,
+        "mid-run snapshot: {sent_rows}"
+    );
     // The restored database works: the batch can be read through the store.
     let batch = restored.get_batch(o.scope, o.batch_id).await.unwrap();
     assert_eq!(batch.name, "Spring");
@@ -572,9 +628,10 @@ async fn backup_while_a_batch_is_sending_postgres() {
     let Some(dst) = PgDb::create().await else {
         return;
     };
-    let r = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-        backup_while_sending(src.url.clone(), dst.url.clone()),
-    ))
+    let r = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(backup_while_sending(
+        src.url.clone(),
+        dst.url.clone(),
+    )))
     .await;
     src.drop_db().await;
     dst.drop_db().await;
@@ -586,7 +643,14 @@ async fn backup_while_a_batch_is_sending_postgres() {
 /// The CLI: backup, verify, restore, refusals with clear messages, on one backend.
 fn cli_round_trip(env: &Env, restore_to: &str) {
     env.run(
-        &["tenant", "create", "--name", "Acme", "--domain", "acme.test"],
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Acme",
+            "--domain",
+            "acme.test",
+        ],
         None,
     )
     .ok();
@@ -613,11 +677,15 @@ fn cli_round_trip(env: &Env, restore_to: &str) {
     assert!(v.stdout.contains("backup verified"), "{}", v.stdout);
 
     // Restore into an empty database; a second time it is not empty any more.
-    env.run(&["restore", "--from", f, "--to", restore_to], None).ok();
+    env.run(&["restore", "--from", f, "--to", restore_to], None)
+        .ok();
     env.run(&["restore", "--from", f, "--to", restore_to], None)
         .fails_with(1, "is not empty");
-    env.run(&["restore", "--from", f, "--to", restore_to, "--force"], None)
-        .ok();
+    env.run(
+        &["restore", "--from", f, "--to", restore_to, "--force"],
+        None,
+    )
+    .ok();
     let restored = Env::with_url(restore_to);
     let t = restored.json(&["tenant", "show", "acme.test", "--json"]);
     assert_eq!(t["domain"], "acme.test");
@@ -644,8 +712,13 @@ fn cli_round_trip(env: &Env, restore_to: &str) {
         .fails_with(1, "altered");
     let bytes = std::fs::read(&file).unwrap();
     let truncated = env.file("truncated.riqbak", &bytes[..bytes.len() - 20]);
-    env.run(&["restore", "--from", &truncated, "--to", restore_to, "--force"], None)
-        .fails_with(1, "truncated");
+    env.run(
+        &[
+            "restore", "--from", &truncated, "--to", restore_to, "--force",
+        ],
+        None,
+    )
+    .fails_with(1, "truncated");
     let junk = env.file("junk.riqbak", b"hello");
     env.run(&["backup", "verify", &junk], None)
         .fails_with(1, "not a recalliq backup");
@@ -686,7 +759,13 @@ fn cli_backup_verify_restore_sqlite() {
     }
     let f = env.dir.path().join("x.riqbak");
     env.run(
-        &["backup", "--to", f.to_str().unwrap(), "--key-file", smtp.to_str().unwrap()],
+        &[
+            "backup",
+            "--to",
+            f.to_str().unwrap(),
+            "--key-file",
+            smtp.to_str().unwrap(),
+        ],
         None,
     )
     .fails_with(1, "is the SMTP password key");
@@ -722,8 +801,12 @@ fn cli_backup_verify_restore_postgres() {
         cli_round_trip(&env, &dst.url);
         // Without pg_dump on PATH the message names the missing tool.
         let f = env.dir.path().join("nopg.riqbak");
-        env.run_env(&["backup", "--to", f.to_str().unwrap()], None, &[("PATH", "")])
-            .fails_with(2, "pg_dump was not found");
+        env.run_env(
+            &["backup", "--to", f.to_str().unwrap()],
+            None,
+            &[("PATH", "")],
+        )
+        .fails_with(2, "pg_dump was not found");
     }));
     rt.block_on(src.drop_db());
     rt.block_on(dst.drop_db());
@@ -736,12 +819,25 @@ fn cli_backup_verify_restore_postgres() {
 fn cli_clean_logs_and_purge() {
     crate::support::cli::on_both_backends(|env| {
         env.run(
-            &["tenant", "create", "--name", "Acme", "--domain", "acme.test"],
+            &[
+                "tenant",
+                "create",
+                "--name",
+                "Acme",
+                "--domain",
+                "acme.test",
+            ],
             None,
         )
         .ok();
         env.run(
-            &["tenant", "retention", "acme.test", "--email-logs-days", "45"],
+            &[
+                "tenant",
+                "retention",
+                "acme.test",
+                "--email-logs-days",
+                "45",
+            ],
             None,
         )
         .ok();
@@ -750,7 +846,11 @@ fn cli_clean_logs_and_purge() {
         assert_eq!(r["batch_logs_days"], 30);
         let out = env.run(&["maintenance", "clean-logs", "--dry-run"], None);
         out.ok();
-        assert!(out.stdout.contains("dry run: 0 email logs"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("dry run: 0 email logs"),
+            "{}",
+            out.stdout
+        );
         let j = env.json(&["maintenance", "clean-logs", "--json"]);
         assert_eq!(j[0]["email_logs_days"], 45);
         env.run(
@@ -764,7 +864,11 @@ fn cli_clean_logs_and_purge() {
         env.run(&["tenant", "show", "acme.test"], None).ok();
         let out = env.run(&["tenant", "purge", "acme.test"], Some("acme.test\n"));
         out.ok();
-        assert!(out.stdout.contains("purged tenant acme.test"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("purged tenant acme.test"),
+            "{}",
+            out.stdout
+        );
         env.run(&["tenant", "show", "acme.test"], None)
             .fails_with(1, "not found");
         env.run(
