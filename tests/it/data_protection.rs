@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use recalliq::backup::{self, KeySpec};
+use recalliq::csvio::ImportRow;
 use recalliq::db::{
     Actor, CleanOptions, NewBatch, NewContact, NewEmailLog, NewTemplate, NewUser, Security,
     SmtpServer, SmtpSettings, Store, TenantScope, rls,
@@ -88,20 +89,30 @@ async fn populate(store: &Store, domain: &str, n: usize) -> Owned {
         .await
         .unwrap();
     let g = store.create_group(scope, "All", None).await.unwrap();
-    for i in 0..n {
-        store
-            .add_contact(
-                scope,
-                g.id,
-                &NewContact {
-                    email: format!("user{i}@example.com"),
-                    name: Some(format!("User {i}")),
-                    variables: Some(json!({"plan": format!("P{i}")})),
-                },
-            )
-            .await
-            .unwrap();
-    }
+    store
+        .add_contact(
+            scope,
+            g.id,
+            &NewContact {
+                email: "user0@example.com".into(),
+                name: Some("User 0".into()),
+                variables: Some(json!({"plan": "P0"})),
+            },
+        )
+        .await
+        .unwrap();
+    let rows: Vec<ImportRow> = (1..n)
+        .map(|i| ImportRow {
+            line: i as u64,
+            email: format!("user{i}@example.com"),
+            name: Some(format!("User {i}")),
+            variables: Some(json!({"plan": format!("P{i}")})),
+        })
+        .collect();
+    store
+        .import_contacts(scope, g.id, &rows, &mut |_| {})
+        .await
+        .unwrap();
     let template = store
         .create_template(
             scope,
@@ -513,8 +524,9 @@ fn test_key(b: u8) -> KeySpec {
 async fn backup_while_sending(url: String, restore_url: String) {
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
+    // Slow enough (about 50 messages/s) that the backup lands mid-run on a loaded machine.
     let sink = SmtpSink::start(SinkConfig {
-        reply_delay: Duration::from_millis(4),
+        reply_delay: Duration::from_millis(10),
         ..SinkConfig::default()
     });
     let o = populate(&store, "live.test", 300).await;
@@ -599,17 +611,19 @@ async fn backup_while_sending(url: String, restore_url: String) {
     let batch = restored.get_batch(o.scope, o.batch_id).await.unwrap();
     assert_eq!(batch.name, "Spring");
     restored.close().await;
-    // A second restore into the now non-empty database is refused without force.
-    let err = backup::restore(&opened, &restore_url, false)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("add --force"), "{err}");
-    backup::restore(&opened, &restore_url, true).await.unwrap();
-    // verify restores into its own temporary database.
-    let v = backup::verify(&file, |_| Ok(test_key(3)), Some(&url))
-        .await
-        .unwrap();
-    assert!(v.mismatches.is_empty(), "{:?}", v.mismatches);
+    // Refusing a non-empty target, --force and `verify` are covered through the CLI
+    // (`cli_backup_verify_restore_*`); on SQLite (cheap) they run here too.
+    if restore_url.starts_with("sqlite:") {
+        let err = backup::restore(&opened, &restore_url, false)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("add --force"), "{err}");
+        backup::restore(&opened, &restore_url, true).await.unwrap();
+        let v = backup::verify(&file, |_| Ok(test_key(3)), Some(&url))
+            .await
+            .unwrap();
+        assert!(v.mismatches.is_empty(), "{:?}", v.mismatches);
+    }
     store.close().await;
 }
 
@@ -640,8 +654,9 @@ async fn backup_while_a_batch_is_sending_postgres() {
     }
 }
 
-/// The CLI: backup, verify, restore, refusals with clear messages, on one backend.
-fn cli_round_trip(env: &Env, restore_to: &str) {
+/// The CLI: backup, verify, restore, refusals with clear messages, on one backend. The
+/// checks that do not depend on the backend (keys, damage) run with `full` only.
+fn cli_round_trip(env: &Env, restore_to: &str, full: bool) {
     env.run(
         &[
             "tenant",
@@ -689,6 +704,9 @@ fn cli_round_trip(env: &Env, restore_to: &str) {
     let restored = Env::with_url(restore_to);
     let t = restored.json(&["tenant", "show", "acme.test", "--json"]);
     assert_eq!(t["domain"], "acme.test");
+    if !full {
+        return;
+    }
 
     // A wrong key, a tampered file and a truncated file are refused, each saying so.
     let cmd_key = env.dir.path().join("other.key").display().to_string();
@@ -744,7 +762,7 @@ fn cli_backup_verify_restore_sqlite() {
     let env = Env::new();
     let dir = tempfile::tempdir().unwrap();
     let target = format!("sqlite://{}", dir.path().join("restored.db").display());
-    cli_round_trip(&env, &target);
+    cli_round_trip(&env, &target, true);
     // The SMTP key is never accepted as the backup key.
     let smtp = env.config_dir().join("secret.key");
     std::fs::write(
@@ -798,7 +816,7 @@ fn cli_backup_verify_restore_postgres() {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let env = Env::with_url(&src.url);
         env.run(&["migrate"], None).ok();
-        cli_round_trip(&env, &dst.url);
+        cli_round_trip(&env, &dst.url, false);
         // Without pg_dump on PATH the message names the missing tool.
         let f = env.dir.path().join("nopg.riqbak");
         env.run_env(
