@@ -3,6 +3,7 @@
 //! drive every layer directly.
 
 pub mod auth;
+pub mod backup;
 pub mod bounces;
 pub mod cli;
 pub mod config;

@@ -29,7 +29,7 @@ pub fn required(cmd: &Command) -> Option<Action> {
     use Action::*;
     Some(match cmd {
         Command::Migrate(_) | Command::Demo(_) | Command::Worker(_) => return None,
-        Command::Maintenance(_) => return None,
+        Command::Maintenance(_) | Command::Backup(_) | Command::Restore(_) => return None,
         // Reports from receivers and the public endpoint concern every tenant.
         Command::Bounces(super::bounce_commands::BouncesCommand::Ingest { .. })
         | Command::Unsubscribe(_) => return None,
@@ -44,6 +44,13 @@ pub fn required(cmd: &Command) -> Option<Action> {
         Command::Tenant(c) => match c {
             TenantCommand::Show { .. } => View,
             TenantCommand::List { .. } | TenantCommand::Create { .. } => ManageTenants,
+            TenantCommand::Purge(_) => ManageTenants,
+            TenantCommand::Retention(r)
+                if r.email_logs_days.is_none() && r.batch_logs_days.is_none() =>
+            {
+                View
+            }
+            TenantCommand::Retention(_) => ManageTenants,
             TenantCommand::Sender(SenderCommand::List { .. }) => View,
             TenantCommand::Sender(_) => ManageSmtp,
         },

@@ -85,8 +85,19 @@ pub enum Command {
     Unsubscribe(super::bounce_commands::UnsubscribeCommand),
     /// Reports (not available yet)
     Stats(Pending),
-    /// Maintenance: clean-logs, reset-usage (not available yet)
-    Maintenance(Pending),
+    /// Maintenance of a live database: clean-logs
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
+    /// Encrypted, consistent backup of the database (`backup --to FILE`, `backup verify FILE`)
+    Backup(super::ops_args::BackupArgs),
+    /// Restore an encrypted backup into a database
+    Restore(super::ops_args::RestoreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCommand {
+    /// Delete email logs and batch execution logs older than each tenant's retention, in small chunks
+    CleanLogs(super::ops_args::CleanLogsArgs),
 }
 
 /// Arguments of a subcommand that this version does not implement yet.
@@ -198,6 +209,12 @@ pub struct MigrateArgs {
     /// Print what was applied as JSON
     #[arg(long)]
     pub json: bool,
+    /// Postgres: add row-level security policies on every tenant-owned table (opt-in)
+    #[arg(long, conflicts_with = "no_row_level_security")]
+    pub row_level_security: bool,
+    /// Postgres: remove recalliq's row-level security policies again
+    #[arg(long)]
+    pub no_row_level_security: bool,
 }
 
 #[derive(Debug, Args)]
@@ -290,6 +307,10 @@ pub enum TenantCommand {
     /// The tenant's sender addresses (From)
     #[command(subcommand)]
     Sender(SenderCommand),
+    /// Remove a tenant and everything it owns, after a typed confirmation
+    Purge(super::ops_args::PurgeArgs),
+    /// Show or set how long the tenant's logs are kept (clean-logs applies it)
+    Retention(super::ops_args::RetentionArgs),
 }
 
 #[derive(Debug, Subcommand)]

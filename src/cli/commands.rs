@@ -15,6 +15,9 @@ use crate::domain::{Role, TenantPlan};
 /// Runs the parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> CliResult<u8> {
     let config = Config::load(cli.database_url.as_deref(), cli.config.as_deref())?;
+    // The shell acts as the system actor: with row-level security on, its connections
+    // explicitly bypass the policies (code paths still take their tenant's scope).
+    crate::db::rls::set_default_bypass(&Actor::system().all_tenants()?);
     if let (Some(user), Some(cmd)) = (&cli.as_user, &cli.command) {
         let store = open(&config).await?;
         super::acting::establish(&store, user, cmd).await?;
@@ -31,6 +34,10 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Some(Command::Migrate(args)) => {
             let store = Store::connect(&config.database_url).await?;
             let report = store.migrate().await?;
+            if args.row_level_security || args.no_row_level_security {
+                super::ops_commands::row_level_security(&store, args.row_level_security, args.json)
+                    .await?;
+            }
             if args.json {
                 print_json(&report);
             } else if report.applied.is_empty() {
@@ -82,7 +89,11 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
             super::bounce_commands::unsubscribe_command(&config, cmd).await
         }
         Some(Command::Stats(_)) => Err(pending("stats", 8)),
-        Some(Command::Maintenance(_)) => Err(pending("maintenance", 8)),
+        Some(Command::Maintenance(cmd)) => {
+            super::ops_commands::maintenance_command(&config, cmd).await
+        }
+        Some(Command::Backup(args)) => super::ops_commands::backup_command(&config, args).await,
+        Some(Command::Restore(args)) => super::ops_commands::restore_command(&config, args).await,
     }
 }
 
@@ -291,6 +302,10 @@ async fn tenant_command(config: &Config, cmd: TenantCommand) -> CliResult<u8> {
             Ok(0)
         }
         TenantCommand::Sender(cmd) => super::contacts::sender_command(&store, cmd).await,
+        TenantCommand::Purge(args) => super::ops_commands::purge_command(config, args).await,
+        TenantCommand::Retention(args) => {
+            super::ops_commands::retention_command(config, args).await
+        }
         TenantCommand::Show { domain, json } => {
             let t = tenant_by_domain(&store, &domain).await?;
             if json {

@@ -10,6 +10,8 @@ mod commands;
 mod contacts;
 mod logs_command;
 mod mail_commands;
+mod ops_args;
+mod ops_commands;
 mod output;
 
 pub use args::Cli;

@@ -43,6 +43,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../migrations/postgres/0007_bounces.sql"),
     },
     Migration {
+        version: 8,
+        name: "retention",
+        sqlite: include_str!("../../migrations/sqlite/0008_retention.sql"),
+        postgres: include_str!("../../migrations/postgres/0008_retention.sql"),
+    },
+    Migration {
         version: 9,
         name: "log_viewer",
         sqlite: include_str!("../../migrations/sqlite/0009_log_viewer.sql"),

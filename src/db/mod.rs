@@ -10,6 +10,10 @@ mod groups;
 mod log_query;
 mod logs;
 mod migrate;
+mod ownership;
+mod purge;
+mod retention;
+pub mod rls;
 mod scope;
 mod smtp;
 mod suppression;
@@ -26,6 +30,11 @@ pub use groups::{Contact, Group, GroupCounts, ImportCounts, NewContact};
 pub use log_query::{LogDetail, LogFilter, ReplyClass, RetryMode, SortColumn, TriageReport};
 pub use logs::{EmailLog, ExecutionLog, NewEmailLog};
 pub use migrate::{LATEST_VERSION, MigrationReport};
+pub use ownership::{Catalog, ForeignKey, Ownership, ident as quote_ident};
+pub use purge::PurgeReport;
+pub use retention::{
+    CleanOptions, CleanReport, DEFAULT_BATCH_LOGS_DAYS, DEFAULT_EMAIL_LOGS_DAYS, Retention,
+};
 pub use scope::{Actor, AllTenants, TenantScope};
 pub use smtp::{OutboxSettings, Security, SmtpServer, SmtpSettings};
 pub use suppression::{
@@ -252,6 +261,8 @@ pub fn redact_url(url: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub(crate) pool: Pool,
+    /// Set when the database has row-level security policies (see `rls.rs`).
+    pub(crate) rls: rls::Switch,
 }
 
 impl Store {
@@ -284,18 +295,23 @@ impl Store {
                 .map_err(|e| fail(describe_sqlx(&e)))?;
             Ok(Store {
                 pool: Pool::Sqlite(pool),
+                rls: rls::Switch::default(),
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url).map_err(|e| fail(e.to_string()))?;
-            let pool = PgPoolOptions::new()
+            let rls = rls::Switch::default();
+            let pool = rls::install_hooks(PgPoolOptions::new(), &rls)
                 .max_connections(10)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(opts)
                 .await
                 .map_err(|e| fail(describe_sqlx(&e)))?;
-            Ok(Store {
+            let store = Store {
                 pool: Pool::Postgres(pool),
-            })
+                rls,
+            };
+            store.detect_row_level_security().await?;
+            Ok(store)
         } else {
             Err(fail(
                 "unsupported URL scheme (expected sqlite://PATH or postgres://USER@HOST/DB)".into(),

@@ -483,6 +483,7 @@ impl App {
                 self.login.password.clear();
                 self.login.message = None;
                 self.login.failures = 0;
+                crate::db::rls::enter_session(&actor);
                 self.start_session(user, actor).await;
             }
             Err(LoginError::Store(e)) => {
@@ -704,6 +705,7 @@ impl App {
             }
             Cmd::Logs(c) => self.logs_command(c).await,
             Cmd::Logout => {
+                crate::db::rls::leave_session();
                 self.editor = None;
                 let name = self.session.take().map(|s| s.user.username);
                 self.login = Login::new(name);

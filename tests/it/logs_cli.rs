@@ -132,7 +132,10 @@ fn end_to_end_triage_in_tmux() {
 
     let tmux = Tmux::start(
         env.dir.path(),
-        &script(&env, &format!("--user root logs --batch {batch} --follow")),
+        &script(
+            &env,
+            &format!("--no-engine --user root logs --batch {batch} --follow"),
+        ),
     );
     tmux.wait_for("Password");
     tmux.text("rootpass1");

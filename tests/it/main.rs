@@ -10,6 +10,7 @@ mod bounces;
 mod bounces_corpus;
 mod cli;
 mod contacts;
+mod data_protection;
 mod demo;
 mod engine;
 mod isolation;

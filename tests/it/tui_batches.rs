@@ -329,6 +329,9 @@ async fn quit_while_sending_asks_then_pauses_with_nothing_in_sending() {
             ));
             let before = sink.messages().len();
             sink.wait_for(before + 2, Duration::from_secs(10));
+            // The users screen behind the question: nothing on it moves while the engine
+            // sends (the dashboard's quota line would).
+            press(&mut app, "3").await;
             press(&mut app, "q").await;
             assert!(!app.quit, "asks first while sending");
             snap("batches_quit_confirm", size, render(&app, size));
