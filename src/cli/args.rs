@@ -66,6 +66,9 @@ pub enum Command {
     /// Batches: create, start, pause, resume, cancel, retry-failed, list, show
     #[command(subcommand)]
     Batch(BatchCommand),
+    /// DKIM keys of sender domains and the DNS records to publish (SPF, DKIM, DMARC)
+    #[command(subcommand)]
+    Dkim(super::dkim_commands::DkimCommand),
     /// Email logs: export and tail (not available yet)
     Logs(Pending),
     /// Reports (not available yet)

@@ -71,6 +71,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Some(Command::Template(cmd)) => super::mail_commands::template_command(&config, cmd).await,
         Some(Command::Smtp(cmd)) => super::mail_commands::smtp_command(&config, cmd).await,
         Some(Command::Batch(cmd)) => super::batch_commands::batch_command(&config, cmd).await,
+        Some(Command::Dkim(cmd)) => super::dkim_commands::dkim_command(&config, cmd).await,
         Some(Command::Logs(_)) => Err(pending("logs", 7)),
         Some(Command::Stats(_)) => Err(pending("stats", 8)),
         Some(Command::Maintenance(_)) => Err(pending("maintenance", 8)),

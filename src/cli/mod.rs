@@ -6,6 +6,7 @@ mod args;
 mod batch_commands;
 mod commands;
 mod contacts;
+mod dkim_commands;
 mod mail_commands;
 mod output;
 

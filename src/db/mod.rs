@@ -2,7 +2,9 @@
 //! both. Every query that touches tenant-owned rows takes a `TenantScope`, so a call that
 //! reads or writes another tenant's data cannot be written (see `scope.rs`).
 
+mod audience;
 mod batches;
+mod dkim;
 mod engine;
 mod groups;
 mod logs;
@@ -14,7 +16,9 @@ mod templates;
 mod tenants;
 mod users;
 
+pub use audience::AudienceRow;
 pub use batches::{Batch, BatchGroup, NewBatch};
+pub use dkim::{DKIM_ACTIVE, DKIM_PUBLISHED, DkimKey, NewDkimKey, check_selector};
 pub use engine::{Claim, ClaimedRow, Outcome, QueueCounts, RowResult, WriteCounts};
 pub use groups::{Contact, Group, GroupCounts, ImportCounts, NewContact};
 pub use logs::{EmailLog, ExecutionLog, NewEmailLog};

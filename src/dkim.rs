@@ -1,0 +1,470 @@
+//! DKIM (RFC 6376, RFC 8463): per-domain signing keys, the DNS records to publish, and
+//! signing of outgoing messages with lettre's `dkim` feature (relaxed/relaxed).
+//!
+//! Private keys are held as `Secret` (never printed) and stored encrypted with the same
+//! key file as SMTP passwords (`crate::secrets`), bound to tenant, domain and selector so a
+//! ciphertext copied to another row does not decrypt. Only the public key (the `p=` value)
+//! is ever shown.
+
+use std::fmt;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use lettre::Message;
+use lettre::message::dkim::{
+    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
+    DkimSigningKey, dkim_sign,
+};
+use lettre::message::header::HeaderName;
+use serde::Serialize;
+
+use crate::db::{DkimKey, Store, TenantScope};
+use crate::secrets::{Secret, SecretError, SecretKey};
+
+/// Headers covered by every signature. Absent ones are signed as absent (RFC 6376 5.4), so
+/// nobody can add them later without breaking the signature.
+pub const SIGNED_HEADERS: &[&str] = &[
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Reply-To",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+];
+
+/// RSA keys smaller than this are refused on import (RFC 8301 requires 1024).
+pub const MIN_RSA_BITS: usize = 1024;
+pub const RSA_BITS: usize = 2048;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DkimError {
+    #[error("{0}")]
+    Key(String),
+    #[error("cannot decrypt the DKIM key of {domain} (selector '{selector}'): wrong key (RECALLIQ_SECRET_KEY or {location})")]
+    WrongKey {
+        domain: String,
+        selector: String,
+        location: String,
+    },
+    #[error("DKIM key store: {0}")]
+    Secret(String),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+}
+
+impl From<SecretError> for DkimError {
+    fn from(e: SecretError) -> Self {
+        DkimError::Secret(e.to_string())
+    }
+}
+
+/// Signing algorithm of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    Rsa,
+    Ed25519,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Rsa => "rsa",
+            Algorithm::Ed25519 => "ed25519",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Algorithm {
+    type Err = DkimError;
+    fn from_str(s: &str) -> Result<Self, DkimError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "rsa" | "rsa-sha256" => Ok(Algorithm::Rsa),
+            "ed25519" | "ed25519-sha256" => Ok(Algorithm::Ed25519),
+            other => Err(DkimError::Key(format!(
+                "unknown DKIM algorithm '{}' (expected rsa or ed25519)",
+                crate::render::header_safe(other)
+            ))),
+        }
+    }
+}
+
+/// A private key in the form lettre signs with: PKCS#1 PEM for RSA, the base64 32-byte seed
+/// for Ed25519. `Debug` never shows it.
+#[derive(Clone)]
+pub struct PrivateKey {
+    algorithm: Algorithm,
+    material: Secret,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrivateKey({}, ***)", self.algorithm)
+    }
+}
+
+fn key_err(what: &str) -> impl Fn(String) -> DkimError + '_ {
+    move |e| DkimError::Key(format!("{what}: {e}"))
+}
+
+impl PrivateKey {
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// A fresh key: RSA 2048 or Ed25519.
+    pub fn generate(algorithm: Algorithm) -> Result<PrivateKey, DkimError> {
+        match algorithm {
+            Algorithm::Rsa => {
+                let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, RSA_BITS)
+                    .map_err(|e| key_err("cannot generate an RSA key")(e.to_string()))?;
+                Self::from_rsa(&key)
+            }
+            Algorithm::Ed25519 => {
+                let seed: [u8; 32] = rand::random();
+                Ok(PrivateKey {
+                    algorithm,
+                    material: Secret::new(B64.encode(seed)),
+                })
+            }
+        }
+    }
+
+    fn from_rsa(key: &rsa::RsaPrivateKey) -> Result<PrivateKey, DkimError> {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        use rsa::traits::PublicKeyParts;
+        let bits = key.size() * 8;
+        if bits < MIN_RSA_BITS {
+            return Err(DkimError::Key(format!(
+                "the RSA key has {bits} bits; DKIM needs at least {MIN_RSA_BITS} (2048 recommended)"
+            )));
+        }
+        let pem = key
+            .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+            .map_err(|e| key_err("cannot encode the RSA key")(e.to_string()))?;
+        Ok(PrivateKey {
+            algorithm: Algorithm::Rsa,
+            material: Secret::new(pem.as_str()),
+        })
+    }
+
+    /// A PEM private key: PKCS#1 (`RSA PRIVATE KEY`) or PKCS#8 (`PRIVATE KEY`, RSA or
+    /// Ed25519). Encrypted PEM is refused with a hint.
+    pub fn from_pem(text: &str) -> Result<PrivateKey, DkimError> {
+        let text = text.trim();
+        if text.contains("-----BEGIN RSA PRIVATE KEY-----") {
+            use rsa::pkcs1::DecodeRsaPrivateKey;
+            let key = rsa::RsaPrivateKey::from_pkcs1_pem(text)
+                .map_err(|e| key_err("not a valid PKCS#1 RSA private key")(e.to_string()))?;
+            return Self::from_rsa(&key);
+        }
+        if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+            return Err(DkimError::Key(
+                "the PEM key is encrypted; decrypt it first (openssl pkey -in KEY -out PLAIN)"
+                    .into(),
+            ));
+        }
+        if text.contains("-----BEGIN PRIVATE KEY-----") {
+            if let Ok(key) =
+                <rsa::RsaPrivateKey as rsa::pkcs8::DecodePrivateKey>::from_pkcs8_pem(text)
+            {
+                return Self::from_rsa(&key);
+            }
+            return match <ed25519_dalek::SigningKey as ed25519_dalek::pkcs8::DecodePrivateKey>::from_pkcs8_pem(text) {
+                Ok(key) => Ok(PrivateKey {
+                    algorithm: Algorithm::Ed25519,
+                    material: Secret::new(B64.encode(key.to_bytes())),
+                }),
+                Err(_) => Err(DkimError::Key(
+                    "the PKCS#8 key is neither RSA nor Ed25519".into(),
+                )),
+            };
+        }
+        Err(DkimError::Key(
+            "not a PEM private key (expected -----BEGIN RSA PRIVATE KEY----- or -----BEGIN PRIVATE KEY-----)".into(),
+        ))
+    }
+
+    /// The base64 public key, the `p=` value of the DNS record: SubjectPublicKeyInfo DER for
+    /// RSA (RFC 6376), the raw 32 bytes for Ed25519 (RFC 8463).
+    pub fn public_key_b64(&self) -> Result<String, DkimError> {
+        match self.algorithm {
+            Algorithm::Rsa => {
+                use rsa::pkcs1::DecodeRsaPrivateKey;
+                use rsa::pkcs8::EncodePublicKey;
+                let key = rsa::RsaPrivateKey::from_pkcs1_pem(self.material.expose())
+                    .map_err(|e| key_err("stored RSA key")(e.to_string()))?;
+                let der = key
+                    .to_public_key()
+                    .to_public_key_der()
+                    .map_err(|e| key_err("RSA public key")(e.to_string()))?;
+                Ok(B64.encode(der.as_bytes()))
+            }
+            Algorithm::Ed25519 => {
+                let seed: [u8; 32] = B64
+                    .decode(self.material.expose())
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| DkimError::Key("stored Ed25519 key is malformed".into()))?;
+                let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+                Ok(B64.encode(key.verifying_key().to_bytes()))
+            }
+        }
+    }
+
+    fn signing_key(&self) -> Result<DkimSigningKey, DkimError> {
+        let algo = match self.algorithm {
+            Algorithm::Rsa => DkimSigningAlgorithm::Rsa,
+            Algorithm::Ed25519 => DkimSigningAlgorithm::Ed25519,
+        };
+        DkimSigningKey::new(self.material.expose(), algo)
+            .map_err(|e| DkimError::Key(format!("unusable DKIM key: {e}")))
+    }
+
+    /// Encrypts the key for storage, bound to tenant, domain and selector.
+    pub fn encrypt(
+        &self,
+        key: &SecretKey,
+        tenant_id: i32,
+        domain: &str,
+        selector: &str,
+    ) -> Result<String, DkimError> {
+        Ok(key.encrypt_bound(&self.material, &context(tenant_id, domain, selector))?)
+    }
+
+    /// The private key of a stored row.
+    pub fn decrypt(key: &SecretKey, row: &DkimKey) -> Result<PrivateKey, DkimError> {
+        let algorithm: Algorithm = row.algorithm.parse()?;
+        let material = key
+            .decrypt_bound(
+                &row.private_key_enc,
+                &context(row.tenant_id, &row.domain, &row.selector),
+            )
+            .map_err(|e| match e {
+                SecretError::WrongKey(location) => DkimError::WrongKey {
+                    domain: row.domain.clone(),
+                    selector: row.selector.clone(),
+                    location,
+                },
+                other => other.into(),
+            })?;
+        Ok(PrivateKey {
+            algorithm,
+            material,
+        })
+    }
+}
+
+fn context(tenant_id: i32, domain: &str, selector: &str) -> Vec<u8> {
+    format!("recalliq dkim key, tenant {tenant_id}, {domain}, {selector}").into_bytes()
+}
+
+/// Signs messages from one domain with one key. `Debug` shows no key.
+pub struct Signer {
+    domain: String,
+    selector: String,
+    algorithm: Algorithm,
+    config: DkimConfig,
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signer")
+            .field("domain", &self.domain)
+            .field("selector", &self.selector)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    pub fn new(key: &PrivateKey, domain: &str, selector: &str) -> Result<Signer, DkimError> {
+        let headers = SIGNED_HEADERS
+            .iter()
+            .map(|h| HeaderName::new_from_ascii_str(h))
+            .collect();
+        let config = DkimConfig::new(
+            selector.to_string(),
+            domain.to_string(),
+            key.signing_key()?,
+            headers,
+            DkimCanonicalization {
+                header: DkimCanonicalizationType::Relaxed,
+                body: DkimCanonicalizationType::Relaxed,
+            },
+        );
+        Ok(Signer {
+            domain: domain.to_string(),
+            selector: selector.to_string(),
+            algorithm: key.algorithm,
+            config,
+        })
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+    pub fn selector(&self) -> &str {
+        &self.selector
+    }
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// Adds the DKIM-Signature header. Call it last: any header changed afterwards breaks
+    /// the signature.
+    pub fn sign(&self, message: &mut Message) {
+        dkim_sign(message, &self.config);
+    }
+}
+
+/// The domain part of an address, lower-cased (`None` without '@').
+pub fn domain_of(email: &str) -> Option<String> {
+    email
+        .trim()
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+}
+
+/// The signer for mail from `from_email`: the tenant's active key of that domain, or `None`
+/// when the domain has none (mail then goes out unsigned; pre-flight warns).
+pub async fn signer_for(
+    store: &Store,
+    scope: TenantScope,
+    config_dir: Option<&Path>,
+    from_email: &str,
+) -> Result<Option<Signer>, DkimError> {
+    let Some(domain) = domain_of(from_email) else {
+        return Ok(None);
+    };
+    let Some(row) = store.active_dkim_key(scope, &domain).await? else {
+        return Ok(None);
+    };
+    let secret = match config_dir {
+        Some(dir) => SecretKey::load(dir)?,
+        None => {
+            return Err(DkimError::Secret(
+                "a DKIM key is stored but no key directory is configured".into(),
+            ));
+        }
+    };
+    let key = PrivateKey::decrypt(&secret, &row)?;
+    Ok(Some(Signer::new(&key, &row.domain, &row.selector)?))
+}
+
+/// One DNS record to publish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DnsRecord {
+    /// What it is for: `dkim`, `spf` or `dmarc`.
+    pub purpose: &'static str,
+    pub domain: String,
+    /// Fully qualified owner name, without the trailing dot.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub value: String,
+    /// The selector (DKIM records only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// `active` or `published` (DKIM records only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    pub note: String,
+}
+
+impl DnsRecord {
+    /// The record as a zone-file line; TXT values longer than 255 bytes are split into
+    /// several quoted strings, as DNS requires.
+    pub fn zone_line(&self) -> String {
+        let chunks: Vec<String> = self
+            .value
+            .as_bytes()
+            .chunks(255)
+            .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+            .collect();
+        format!("{}. 3600 IN {} {}", self.name, self.kind, chunks.join(" "))
+    }
+}
+
+/// The DKIM TXT value for a public key.
+pub fn dkim_txt_value(algorithm: Algorithm, public_b64: &str) -> String {
+    format!("v=DKIM1; k={algorithm}; p={public_b64}")
+}
+
+/// The SPF mechanism naming a sending host: ip4:/ip6: for addresses, a: for names.
+fn spf_mechanism(host: &str) -> String {
+    match host.trim().parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => format!("ip4:{ip}"),
+        Ok(std::net::IpAddr::V6(ip)) => format!("ip6:{ip}"),
+        Err(_) => format!("a:{}", host.trim().trim_end_matches('.')),
+    }
+}
+
+/// The records a tenant publishes for its DKIM keys: per domain, one DKIM TXT per key
+/// that is active or still published, an SPF suggestion (naming `smtp_host` when the tenant
+/// sends through one) and a DMARC starting policy (p=none, reports to the domain).
+pub fn dns_records(keys: &[DkimKey], smtp_host: Option<&str>) -> Vec<DnsRecord> {
+    let mut out = Vec::new();
+    let mut domains: Vec<&str> = keys.iter().map(|k| k.domain.as_str()).collect();
+    domains.sort_unstable();
+    domains.dedup();
+    for domain in domains {
+        for k in keys.iter().filter(|k| k.domain == domain) {
+            let algorithm: Algorithm = k.algorithm.parse().unwrap_or(Algorithm::Rsa);
+            out.push(DnsRecord {
+                purpose: "dkim",
+                domain: domain.to_string(),
+                name: format!("{}._domainkey.{domain}", k.selector),
+                kind: "TXT",
+                value: dkim_txt_value(algorithm, &k.public_key),
+                selector: Some(k.selector.clone()),
+                status: Some(k.status.clone()),
+                note: if k.status == crate::db::DKIM_ACTIVE {
+                    "signs new mail".into()
+                } else {
+                    "rotated out: keep published until mail signed with it has been delivered (a few days)".into()
+                },
+            });
+        }
+        let spf = match smtp_host.filter(|h| !h.trim().is_empty()) {
+            Some(h) => format!("v=spf1 mx {} ~all", spf_mechanism(h)),
+            None => "v=spf1 mx ~all".to_string(),
+        };
+        out.push(DnsRecord {
+            purpose: "spf",
+            domain: domain.to_string(),
+            name: domain.to_string(),
+            kind: "TXT",
+            value: spf,
+            selector: None,
+            status: None,
+            note: "suggestion: a domain has only one SPF record, merge with an existing one; use -all once all senders are listed".into(),
+        });
+        out.push(DnsRecord {
+            purpose: "dmarc",
+            domain: domain.to_string(),
+            name: format!("_dmarc.{domain}"),
+            kind: "TXT",
+            value: format!(
+                "v=DMARC1; p=none; adkim=r; aspf=r; rua=mailto:dmarc-reports@{domain}"
+            ),
+            selector: None,
+            status: None,
+            note: "starting policy: monitor with p=none, then move to p=quarantine and p=reject".into(),
+        });
+    }
+    out
+}
