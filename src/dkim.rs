@@ -1,5 +1,10 @@
 //! DKIM (RFC 6376, RFC 8463): per-domain signing keys, the DNS records to publish, and
-//! signing of outgoing messages with lettre's `dkim` feature (relaxed/relaxed).
+//! signing of outgoing messages (relaxed/relaxed).
+//!
+//! Signing works on the exact bytes lettre will transmit (`Message::formatted`) and adds the
+//! `DKIM-Signature` header pre-encoded, so what is hashed is what is sent. (lettre's own
+//! `dkim` feature only sees the top-level headers, not the `Content-Type` and
+//! `Content-Transfer-Encoding` that a MIME body writes itself, so it cannot sign them.)
 //!
 //! Private keys are held as `Secret` (never printed) and stored encrypted with the same
 //! key file as SMTP passwords (`crate::secrets`), bound to tenant, domain and selector so a
@@ -12,12 +17,9 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use lettre::Message;
-use lettre::message::dkim::{
-    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-    DkimSigningKey, dkim_sign,
-};
-use lettre::message::header::HeaderName;
+use lettre::message::header::{HeaderName, HeaderValue};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::db::{DkimKey, Store, TenantScope};
 use crate::secrets::{Secret, SecretError, SecretKey};
@@ -46,7 +48,9 @@ pub const RSA_BITS: usize = 2048;
 pub enum DkimError {
     #[error("{0}")]
     Key(String),
-    #[error("cannot decrypt the DKIM key of {domain} (selector '{selector}'): wrong key (RECALLIQ_SECRET_KEY or {location})")]
+    #[error(
+        "cannot decrypt the DKIM key of {domain} (selector '{selector}'): wrong key (RECALLIQ_SECRET_KEY or {location})"
+    )]
     WrongKey {
         domain: String,
         selector: String,
@@ -224,13 +228,25 @@ impl PrivateKey {
         }
     }
 
-    fn signing_key(&self) -> Result<DkimSigningKey, DkimError> {
-        let algo = match self.algorithm {
-            Algorithm::Rsa => DkimSigningAlgorithm::Rsa,
-            Algorithm::Ed25519 => DkimSigningAlgorithm::Ed25519,
-        };
-        DkimSigningKey::new(self.material.expose(), algo)
-            .map_err(|e| DkimError::Key(format!("unusable DKIM key: {e}")))
+    fn signing_key(&self) -> Result<SigningKey, DkimError> {
+        match self.algorithm {
+            Algorithm::Rsa => {
+                use rsa::pkcs1::DecodeRsaPrivateKey;
+                rsa::RsaPrivateKey::from_pkcs1_pem(self.material.expose())
+                    .map(|k| SigningKey::Rsa(Box::new(k)))
+                    .map_err(|e| DkimError::Key(format!("unusable RSA key: {e}")))
+            }
+            Algorithm::Ed25519 => {
+                let seed: [u8; 32] = B64
+                    .decode(self.material.expose())
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| DkimError::Key("stored Ed25519 key is malformed".into()))?;
+                Ok(SigningKey::Ed25519(Box::new(
+                    ed25519_dalek::SigningKey::from_bytes(&seed),
+                )))
+            }
+        }
     }
 
     /// Encrypts the key for storage, bound to tenant, domain and selector.
@@ -271,12 +287,17 @@ fn context(tenant_id: i32, domain: &str, selector: &str) -> Vec<u8> {
     format!("recalliq dkim key, tenant {tenant_id}, {domain}, {selector}").into_bytes()
 }
 
+enum SigningKey {
+    Rsa(Box<rsa::RsaPrivateKey>),
+    Ed25519(Box<ed25519_dalek::SigningKey>),
+}
+
 /// Signs messages from one domain with one key. `Debug` shows no key.
 pub struct Signer {
     domain: String,
     selector: String,
     algorithm: Algorithm,
-    config: DkimConfig,
+    key: SigningKey,
 }
 
 impl fmt::Debug for Signer {
@@ -291,25 +312,11 @@ impl fmt::Debug for Signer {
 
 impl Signer {
     pub fn new(key: &PrivateKey, domain: &str, selector: &str) -> Result<Signer, DkimError> {
-        let headers = SIGNED_HEADERS
-            .iter()
-            .map(|h| HeaderName::new_from_ascii_str(h))
-            .collect();
-        let config = DkimConfig::new(
-            selector.to_string(),
-            domain.to_string(),
-            key.signing_key()?,
-            headers,
-            DkimCanonicalization {
-                header: DkimCanonicalizationType::Relaxed,
-                body: DkimCanonicalizationType::Relaxed,
-            },
-        );
         Ok(Signer {
-            domain: domain.to_string(),
-            selector: selector.to_string(),
+            domain: domain.to_ascii_lowercase(),
+            selector: selector.to_ascii_lowercase(),
             algorithm: key.algorithm,
-            config,
+            key: key.signing_key()?,
         })
     }
 
@@ -326,8 +333,157 @@ impl Signer {
     /// Adds the DKIM-Signature header. Call it last: any header changed afterwards breaks
     /// the signature.
     pub fn sign(&self, message: &mut Message) {
-        dkim_sign(message, &self.config);
+        let timestamp = chrono::Utc::now().timestamp();
+        let value = self.signature_value(&message.formatted(), timestamp);
+        let raw = value.replace("\r\n ", " ");
+        message
+            .headers_mut()
+            .insert_raw(HeaderValue::dangerous_new_pre_encoded(
+                HeaderName::new_from_ascii_str("DKIM-Signature"),
+                raw,
+                value,
+            ));
     }
+
+    /// The folded value of the DKIM-Signature header for the message `raw` (CRLF line
+    /// ends, as lettre formats it).
+    pub fn signature_value(&self, raw: &[u8], timestamp: i64) -> String {
+        let (head, body) = split_message(raw);
+        let bh = B64.encode(Sha256::digest(canonical_body(body)));
+        let fields = header_fields(head);
+        let mut used = vec![false; fields.len()];
+        let mut signed = Vec::new();
+        for name in SIGNED_HEADERS {
+            // The last unused instance, as verifiers pick them (RFC 6376 5.4.2).
+            if let Some(i) = (0..fields.len())
+                .rev()
+                .find(|&i| !used[i] && fields[i].0.eq_ignore_ascii_case(name))
+            {
+                used[i] = true;
+                signed.push(canonical_header(fields[i].0, fields[i].1));
+            }
+        }
+        let h: Vec<String> = SIGNED_HEADERS
+            .iter()
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
+        let unsigned = format!(
+            "v=1; a={}-sha256; c=relaxed/relaxed; d={}; s={};\r\n t={timestamp}; h={};\r\n bh={bh};\r\n b=",
+            self.algorithm,
+            self.domain,
+            self.selector,
+            h.join(":"),
+        );
+        let mut hasher = Sha256::new();
+        for line in &signed {
+            hasher.update(line.as_bytes());
+        }
+        let own = canonical_header("DKIM-Signature", &unsigned);
+        hasher.update(own.trim_end_matches("\r\n").as_bytes());
+        let digest = hasher.finalize();
+        let signature = match &self.key {
+            SigningKey::Rsa(k) => k
+                .sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &digest)
+                .map(|s| B64.encode(s))
+                .unwrap_or_default(),
+            SigningKey::Ed25519(k) => {
+                use ed25519_dalek::Signer as _;
+                B64.encode(k.sign(&digest).to_bytes())
+            }
+        };
+        let chunks: Vec<&str> = signature
+            .as_bytes()
+            .chunks(72)
+            .map(|c| std::str::from_utf8(c).unwrap_or_default())
+            .collect();
+        format!("{unsigned}{}", chunks.join("\r\n "))
+    }
+}
+
+/// Header block and body of a formatted message.
+fn split_message(raw: &[u8]) -> (&[u8], &[u8]) {
+    match raw.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(i) => (&raw[..i + 2], &raw[i + 4..]),
+        None => (raw, &[]),
+    }
+}
+
+/// The header fields of a header block: (name, raw value with folding).
+fn header_fields(head: &[u8]) -> Vec<(&str, &str)> {
+    let text = std::str::from_utf8(head).unwrap_or_default();
+    let mut fields: Vec<(usize, usize)> = Vec::new();
+    let mut pos = 0;
+    for line in text.split_inclusive("\r\n") {
+        if line.starts_with(' ') || line.starts_with('\t') {
+            if let Some(last) = fields.last_mut() {
+                last.1 = pos + line.len();
+            }
+        } else if !line.trim().is_empty() {
+            fields.push((pos, pos + line.len()));
+        }
+        pos += line.len();
+    }
+    fields
+        .into_iter()
+        .filter_map(|(a, b)| {
+            let field = text[a..b].trim_end_matches("\r\n");
+            field.split_once(':')
+        })
+        .collect()
+}
+
+/// Relaxed header canonicalisation (RFC 6376 3.4.2): lower-case name, unfolded value with
+/// whitespace runs reduced to one space and trimmed, `name:value\r\n`.
+fn canonical_header(name: &str, value: &str) -> String {
+    let unfolded = value.replace("\r\n", "");
+    let mut v = String::with_capacity(unfolded.len());
+    let mut space = false;
+    for c in unfolded.chars() {
+        if c == ' ' || c == '\t' {
+            space = true;
+        } else {
+            if space && !v.is_empty() {
+                v.push(' ');
+            }
+            space = false;
+            v.push(c);
+        }
+    }
+    format!("{}:{}\r\n", name.trim().to_ascii_lowercase(), v)
+}
+
+/// Relaxed body canonicalisation (RFC 6376 3.4.4): whitespace runs become one space,
+/// trailing whitespace of lines and trailing empty lines go, a non-empty body ends in CRLF.
+fn canonical_body(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut lines: Vec<&[u8]> = body.split(|b| *b == b'\n').collect();
+    // A body ending in CRLF splits into a last empty piece: not a line.
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    for line in lines {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let mut space = false;
+        for &b in line {
+            if b == b' ' || b == b'\t' {
+                space = true;
+            } else {
+                if space {
+                    out.push(b' ');
+                }
+                space = false;
+                out.push(b);
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    while out.ends_with(b"\r\n\r\n") {
+        out.truncate(out.len() - 2);
+    }
+    if out == b"\r\n" {
+        out.clear();
+    }
+    out
 }
 
 /// The domain part of an address, lower-cased (`None` without '@').
@@ -458,12 +614,11 @@ pub fn dns_records(keys: &[DkimKey], smtp_host: Option<&str>) -> Vec<DnsRecord> 
             domain: domain.to_string(),
             name: format!("_dmarc.{domain}"),
             kind: "TXT",
-            value: format!(
-                "v=DMARC1; p=none; adkim=r; aspf=r; rua=mailto:dmarc-reports@{domain}"
-            ),
+            value: format!("v=DMARC1; p=none; adkim=r; aspf=r; rua=mailto:dmarc-reports@{domain}"),
             selector: None,
             status: None,
-            note: "starting policy: monitor with p=none, then move to p=quarantine and p=reject".into(),
+            note: "starting policy: monitor with p=none, then move to p=quarantine and p=reject"
+                .into(),
         });
     }
     out

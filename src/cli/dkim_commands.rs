@@ -11,7 +11,9 @@ use super::commands::{open, tenant_by_domain};
 use super::output::{print_json, print_table};
 use super::{CliError, CliResult};
 use crate::config::Config;
-use crate::db::{Actor, DKIM_ACTIVE, DkimKey, NewDkimKey, SmtpSettings, Store, Tenant, TenantScope};
+use crate::db::{
+    Actor, DKIM_ACTIVE, DkimKey, NewDkimKey, SmtpSettings, Store, Tenant, TenantScope,
+};
 use crate::dkim::{self, Algorithm, DkimError, PrivateKey};
 use crate::secrets::SecretKey;
 
@@ -170,8 +172,9 @@ fn default_selector() -> String {
 fn read_pem(path: &std::path::Path) -> CliResult<String> {
     if path.as_os_str() == "-" {
         let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-            .map_err(|e| CliError::usage(format!("cannot read the key from standard input: {e}")))?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
+            CliError::usage(format!("cannot read the key from standard input: {e}"))
+        })?;
         return Ok(s);
     }
     std::fs::read_to_string(path)
@@ -330,7 +333,11 @@ pub async fn dkim_command(config: &Config, cmd: DkimCommand) -> CliResult<u8> {
                 println!("{:<10} {}", "selector", key.selector);
                 println!("{:<10} {}", "algorithm", key.algorithm);
                 println!("{:<10} {}", "status", key.status);
-                println!("{:<10} {}", "created", key.created_at.format("%Y-%m-%d %H:%M"));
+                println!(
+                    "{:<10} {}",
+                    "created",
+                    key.created_at.format("%Y-%m-%d %H:%M")
+                );
                 println!("{:<10} {}", "dns name", v.dns_name);
                 println!("{:<10} {}", "dns value", v.dns_value);
             }

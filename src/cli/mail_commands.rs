@@ -166,7 +166,8 @@ pub async fn template_command(config: &Config, cmd: TemplateCommand) -> CliResul
             vars,
         } => {
             let vars = batch_vars(vars.as_deref())?;
-            let ctx = MessageContext::load(&store, config, &tenant, &template, &group, &email).await?;
+            let ctx =
+                MessageContext::load(&store, config, &tenant, &template, &group, &email).await?;
             let message = ctx.build(
                 &ctx.contact.email,
                 ctx.contact.name.as_deref(),
@@ -184,7 +185,8 @@ pub async fn template_command(config: &Config, cmd: TemplateCommand) -> CliResul
             vars,
         } => {
             let vars = batch_vars(vars.as_deref())?;
-            let ctx = MessageContext::load(&store, config, &tenant, &template, &group, &contact).await?;
+            let ctx =
+                MessageContext::load(&store, config, &tenant, &template, &group, &contact).await?;
             let message = ctx.build(&to, None, vars.as_ref())?;
             match &ctx.settings {
                 None => Err(CliError::failed(format!(

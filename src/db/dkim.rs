@@ -64,9 +64,7 @@ pub fn check_selector(selector: &str) -> DbResult<String> {
             !label.is_empty()
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
     if !ok {
         return Err(DbError::Invalid(format!(

@@ -115,10 +115,19 @@ impl Default for PreflightOptions {
 }
 
 /// The sender address the engine will use (same rule as the runner).
-fn from_address(settings: Option<&SmtpSettings>, senders: &[crate::db::TenantEmail], tenant_domain: &str) -> String {
+fn from_address(
+    settings: Option<&SmtpSettings>,
+    senders: &[crate::db::TenantEmail],
+    tenant_domain: &str,
+) -> String {
     settings
         .and_then(|s| s.from_address().map(str::to_string))
-        .or_else(|| senders.iter().find(|s| s.is_active).map(|s| s.email.clone()))
+        .or_else(|| {
+            senders
+                .iter()
+                .find(|s| s.is_active)
+                .map(|s| s.email.clone())
+        })
         .unwrap_or_else(|| format!("noreply@{tenant_domain}"))
 }
 
@@ -137,7 +146,10 @@ pub async fn preflight(
         checks.push(Check::new(
             "tenant",
             Severity::Blocking,
-            format!("tenant {} is suspended or inactive and may not send", tenant.domain),
+            format!(
+                "tenant {} is suspended or inactive and may not send",
+                tenant.domain
+            ),
         ));
     }
 

@@ -92,7 +92,8 @@ proptest! {
             prop_assert!(parsed.rows.len() + parsed.invalid.len() + parsed.duplicates.len() <= lines);
             for row in &parsed.rows {
                 prop_assert!(!row.email.chars().any(|c| c.is_control() || c.is_whitespace()));
-                prop_assert_eq!(normalize_email(&row.email).as_deref(), Ok(row.email.as_str()));
+                let again = normalize_email(&row.email);
+                prop_assert_eq!(again.as_deref(), Ok(row.email.as_str()));
                 if let Some(n) = &row.name {
                     prop_assert!(!n.chars().any(char::is_control), "name {:?}", n);
                 }
@@ -119,7 +120,7 @@ proptest! {
     }
 
     #[test]
-    fn addresses_and_names_are_header_safe(raw in nasty(), local in "[a-zA-Z0-9._+-]{1,20}", domain in "[a-z0-9-]{1,12}\\.[a-z]{2,6}") {
+    fn addresses_and_names_are_header_safe(raw in nasty(), local in "[a-zA-Z0-9+_-]{1,8}(\\.[a-zA-Z0-9+_-]{1,8}){0,2}", domain in "[a-z0-9]{1,6}(-[a-z0-9]{1,5})?\\.[a-z]{2,6}") {
         for candidate in [raw.clone(), format!("{local}@{domain}"), format!("{local}{raw}@{domain}")] {
             if let Ok(e) = normalize_email(&candidate) {
                 prop_assert!(!e.chars().any(|c| c.is_control() || c.is_whitespace()), "{:?}", e);
@@ -128,7 +129,8 @@ proptest! {
                 prop_assert_eq!(normalize_email(&e), Ok(e.clone()), "idempotent");
             }
         }
-        prop_assert!(normalize_email(&format!("{local}@{domain}")).is_ok());
+        let plain = format!("{local}@{domain}");
+        prop_assert!(normalize_email(&plain).is_ok(), "{:?}", plain);
         let n = clean_display_name(&raw);
         prop_assert!(!n.chars().any(char::is_control), "{:?}", n);
         prop_assert_eq!(n.trim(), n.as_str());
@@ -228,7 +230,12 @@ fn hostile_templates_are_stopped_with_bounded_time_and_memory() {
             variables: Some(json!({ "big": "y".repeat(1024) })),
         };
         let err = renderer
-            .render(&recipient, None, &TenantInfo::default(), "https://acme.test/u")
+            .render(
+                &recipient,
+                None,
+                &TenantInfo::default(),
+                "https://acme.test/u",
+            )
             .expect_err(template)
             .to_string();
         assert!(!err.contains('\n'), "one line: {err}");

@@ -28,7 +28,11 @@ def main():
     if count == 0:
         print("fail: no signature")
         sys.exit(1)
-    ok = all(d.verify(idx=i, dnsfunc=dnsfunc) for i in range(count))
+    try:
+        ok = all(d.verify(idx=i, dnsfunc=dnsfunc) for i in range(count))
+    except dkim.DKIMException as e:
+        print(f"fail: {e}")
+        sys.exit(1)
     print("pass" if ok else "fail")
     sys.exit(0 if ok else 1)
 
