@@ -1062,3 +1062,94 @@ fn bench_signing() {
         1e6 / (us(t_ed) - us(base)).max(0.001)
     );
 }
+
+store_test!(
+    preflight_grades_suppression_variables_and_quota,
+    |store| async move {
+        let (scope, tenant_id, batch_id) = engine_fixture(&store, 2525).await;
+        let opts = PreflightOptions::default();
+        let pf = preflight(&store, scope, batch_id, &opts).await.unwrap();
+        assert!(!pf.blocking(), "{pf:#?}");
+
+        // One suppressed recipient: information, it will be skipped.
+        store
+            .suppress(scope, "ANN@example.com", "manual", None, None)
+            .await
+            .unwrap();
+        // One contact lacks the variable the subject uses: that message would fail.
+        let groups = store
+            .list_groups(scope, recalliq::db::Page::first(10), None)
+            .await
+            .unwrap();
+        store
+            .add_contact(
+                scope,
+                groups[0].id,
+                &NewContact {
+                    email: "nocity@example.com".into(),
+                    name: None,
+                    variables: None,
+                },
+            )
+            .await
+            .unwrap();
+        let pf = preflight(&store, scope, batch_id, &opts).await.unwrap();
+        assert_eq!((pf.recipients, pf.suppressed), (4, 1));
+        let sup = pf.find("suppression").unwrap();
+        assert_eq!(sup.severity, Severity::Info);
+        assert!(
+            sup.message.contains("1 of 4 recipients are suppressed"),
+            "{}",
+            sup.message
+        );
+        let vars = pf.find("variables").unwrap();
+        assert_eq!(vars.severity, Severity::Warning, "{pf:#?}");
+        assert!(
+            vars.message.contains("1 of 3 messages do not render"),
+            "{}",
+            vars.message
+        );
+        assert!(
+            vars.message.contains("nocity@example.com"),
+            "{}",
+            vars.message
+        );
+        assert!(!pf.blocking());
+
+        // Quota smaller than the batch: a warning (the engine pauses at the limit).
+        let all = recalliq::db::Actor::system().all_tenants().unwrap();
+        let limit = |n: i32| recalliq::db::TenantUpdate {
+            monthly_email_limit: Some(n),
+            ..recalliq::db::TenantUpdate::default()
+        };
+        store
+            .update_tenant(&all, tenant_id, &limit(2))
+            .await
+            .unwrap();
+        let pf = preflight(&store, scope, batch_id, &opts).await.unwrap();
+        assert_eq!(
+            pf.find("quota").unwrap().severity,
+            Severity::Warning,
+            "{pf:#?}"
+        );
+        assert!(!pf.blocking());
+        // No quota left: nothing can be sent, blocking.
+        store
+            .update_tenant(&all, tenant_id, &limit(0))
+            .await
+            .unwrap();
+        let pf = preflight(&store, scope, batch_id, &opts).await.unwrap();
+        let quota = pf.find("quota").unwrap();
+        assert_eq!(quota.severity, Severity::Blocking, "{pf:#?}");
+        assert!(pf.blocking());
+        assert!(
+            quota.line().starts_with("blocking  quota: "),
+            "{}",
+            quota.line()
+        );
+
+        // Another tenant cannot run pre-flight on this batch.
+        let (_, other) = tenant(&store, "other.test").await;
+        assert!(preflight(&store, other, batch_id, &opts).await.is_err());
+    }
+);
