@@ -10,6 +10,7 @@ pub mod config;
 pub mod csvio;
 pub mod db;
 pub mod demo;
+pub mod dkim;
 pub mod domain;
 pub mod engine;
 pub mod mail;

@@ -255,7 +255,35 @@ fn environment() -> Environment<'static> {
         }
     });
     env.add_filter("date", date_filter);
+    // Hostile templates (nested loops) stop instead of spinning and eating memory.
+    env.set_fuel(Some(RENDER_FUEL));
     env
+}
+
+/// Instructions one render of one part may execute (a normal template needs thousands).
+pub const RENDER_FUEL: u64 = 5_000_000;
+/// Largest rendered part; a larger one is an error, not a message.
+pub const MAX_RENDERED_BYTES: usize = 8 * 1024 * 1024;
+
+/// Collects rendered output up to `MAX_RENDERED_BYTES`, then refuses more.
+#[derive(Default)]
+struct Bounded {
+    buf: Vec<u8>,
+    exceeded: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > MAX_RENDERED_BYTES {
+            self.exceeded = true;
+            return Err(std::io::Error::other("rendered output too large"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A subject or any header value on one line: control characters (CR, LF, tab...) become
@@ -339,8 +367,20 @@ impl Renderer {
                 .env
                 .get_template(name)
                 .map_err(|e| render_error(part, src, &e, &recipient.email))?;
-            tmpl.render(&ctx)
-                .map_err(|e| render_error(part, src, &e, &recipient.email))
+            let mut out = Bounded::default();
+            match tmpl.render_captured_to(&ctx, &mut out) {
+                Ok(_) => Ok(String::from_utf8_lossy(&out.buf).into_owned()),
+                Err(_) if out.exceeded => Err(RenderError::Render {
+                    part,
+                    line: 1,
+                    message: format!(
+                        "the output is larger than {} MiB",
+                        MAX_RENDERED_BYTES / (1024 * 1024)
+                    ),
+                    recipient: Some(recipient.email.clone()),
+                }),
+                Err(e) => Err(render_error(part, src, &e, &recipient.email)),
+            }
         };
         let subject = header_safe(&render(SUBJECT, Part::Subject, &self.source.subject)?);
         let html = if self.has_html {

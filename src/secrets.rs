@@ -210,16 +210,27 @@ impl SecretKey {
 
     /// Encrypts `plain` for tenant `tenant_id`: `v1:<base64(nonce || ciphertext)>`.
     pub fn encrypt(&self, plain: &Secret, tenant_id: i32) -> Result<String, SecretError> {
+        self.encrypt_bound(plain, &aad(tenant_id))
+    }
+
+    /// Decrypts a stored value; a wrong key (or a value of another tenant) is an error that
+    /// names where keys come from.
+    pub fn decrypt(&self, stored: &str, tenant_id: i32) -> Result<Secret, SecretError> {
+        self.decrypt_bound(stored, &aad(tenant_id))
+    }
+
+    /// As `encrypt`, bound to `context` (authenticated data) instead of an SMTP password
+    /// of a tenant: a value only decrypts with the same context (DKIM keys use this).
+    pub fn encrypt_bound(&self, plain: &Secret, context: &[u8]) -> Result<String, SecretError> {
         let nonce_bytes: [u8; NONCE_LEN] = rand::random();
         let nonce = XNonce::from(nonce_bytes);
-        let aad = aad(tenant_id);
         let ct = self
             .cipher()?
             .encrypt(
                 &nonce,
                 Payload {
                     msg: plain.expose().as_bytes(),
-                    aad: &aad,
+                    aad: context,
                 },
             )
             .map_err(|_| SecretError::Encrypt)?;
@@ -228,9 +239,8 @@ impl SecretKey {
         Ok(format!("{PREFIX}{}", B64.encode(blob)))
     }
 
-    /// Decrypts a stored value; a wrong key (or a value of another tenant) is an error that
-    /// names where keys come from.
-    pub fn decrypt(&self, stored: &str, tenant_id: i32) -> Result<Secret, SecretError> {
+    /// Decrypts a value of `encrypt_bound` made with the same `context`.
+    pub fn decrypt_bound(&self, stored: &str, context: &[u8]) -> Result<Secret, SecretError> {
         let blob = stored
             .strip_prefix(PREFIX)
             .and_then(|b| B64.decode(b.trim()).ok())
@@ -238,20 +248,28 @@ impl SecretKey {
             .ok_or(SecretError::Malformed)?;
         let (nonce, ct) = blob.split_at(NONCE_LEN);
         let nonce_arr: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| SecretError::Malformed)?;
-        let aad = aad(tenant_id);
-        let wrong = || {
-            SecretError::WrongKey(match &self.key_file {
-                Some(p) => p.display().to_string(),
-                None => KEY_FILE.to_string(),
-            })
-        };
+        let wrong = || SecretError::WrongKey(self.key_location());
         let plain = self
             .cipher()?
-            .decrypt(&XNonce::from(nonce_arr), Payload { msg: ct, aad: &aad })
+            .decrypt(
+                &XNonce::from(nonce_arr),
+                Payload {
+                    msg: ct,
+                    aad: context,
+                },
+            )
             .map_err(|_| wrong())?;
         String::from_utf8(plain)
             .map(Secret)
             .map_err(|_| SecretError::Malformed)
+    }
+
+    /// The key file this key is (or would be) read from, for messages.
+    pub fn key_location(&self) -> String {
+        match &self.key_file {
+            Some(p) => p.display().to_string(),
+            None => KEY_FILE.to_string(),
+        }
     }
 }
 

@@ -86,6 +86,13 @@ pub fn required(cmd: &Command) -> Option<Action> {
             _ => ControlBatches,
         },
         Command::Logs(_) | Command::Stats(_) => View,
+        Command::Dkim(c) => {
+            use super::dkim_commands::DkimCommand as D;
+            match c {
+                D::List { .. } | D::Show { .. } | D::Dns { .. } => View,
+                D::Generate { .. } | D::Import { .. } | D::Rotate { .. } => ManageSmtp,
+            }
+        }
     })
 }
 

@@ -83,6 +83,9 @@ pub enum Command {
     /// The one-click unsubscribe endpoint (RFC 8058)
     #[command(subcommand)]
     Unsubscribe(super::bounce_commands::UnsubscribeCommand),
+    /// DKIM keys of sender domains and the DNS records to publish (SPF, DKIM, DMARC)
+    #[command(subcommand)]
+    Dkim(super::dkim_commands::DkimCommand),
     /// Reports (not available yet)
     Stats(Pending),
     /// Maintenance of a live database: clean-logs

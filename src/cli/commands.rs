@@ -88,6 +88,7 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Some(Command::Unsubscribe(cmd)) => {
             super::bounce_commands::unsubscribe_command(&config, cmd).await
         }
+        Some(Command::Dkim(cmd)) => super::dkim_commands::dkim_command(&config, cmd).await,
         Some(Command::Stats(_)) => Err(pending("stats", 8)),
         Some(Command::Maintenance(cmd)) => {
             super::ops_commands::maintenance_command(&config, cmd).await

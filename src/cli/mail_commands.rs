@@ -166,7 +166,8 @@ pub async fn template_command(config: &Config, cmd: TemplateCommand) -> CliResul
             vars,
         } => {
             let vars = batch_vars(vars.as_deref())?;
-            let ctx = MessageContext::load(&store, &tenant, &template, &group, &email).await?;
+            let ctx =
+                MessageContext::load(&store, config, &tenant, &template, &group, &email).await?;
             let message = ctx.build(
                 &ctx.contact.email,
                 ctx.contact.name.as_deref(),
@@ -184,7 +185,8 @@ pub async fn template_command(config: &Config, cmd: TemplateCommand) -> CliResul
             vars,
         } => {
             let vars = batch_vars(vars.as_deref())?;
-            let ctx = MessageContext::load(&store, &tenant, &template, &group, &contact).await?;
+            let ctx =
+                MessageContext::load(&store, config, &tenant, &template, &group, &contact).await?;
             let message = ctx.build(&to, None, vars.as_ref())?;
             match &ctx.settings {
                 None => Err(CliError::failed(format!(
@@ -224,11 +226,13 @@ struct MessageContext {
     settings: Option<SmtpSettings>,
     from_email: String,
     from_name: Option<String>,
+    dkim: Option<crate::dkim::Signer>,
 }
 
 impl MessageContext {
     async fn load(
         store: &Store,
+        config: &Config,
         domain: &str,
         template: &str,
         group: &str,
@@ -266,6 +270,8 @@ impl MessageContext {
             .find(|s| s.email.eq_ignore_ascii_case(&from_email))
             .and_then(|s| s.name.clone())
             .or_else(|| Some(tenant.name.clone()));
+        let dkim =
+            crate::dkim::signer_for(store, scope, Some(&config.config_dir), &from_email).await?;
         Ok(MessageContext {
             tenant,
             template,
@@ -273,6 +279,7 @@ impl MessageContext {
             settings,
             from_email,
             from_name,
+            dkim,
         })
     }
 
@@ -302,7 +309,11 @@ impl MessageContext {
             reply_to,
             unsubscribe: &unsubscribe,
         };
-        Ok(mail::build_message(&parts, &rendered)?)
+        let mut message = mail::build_message(&parts, &rendered)?;
+        if let Some(signer) = &self.dkim {
+            signer.sign(&mut message);
+        }
+        Ok(message)
     }
 }
 

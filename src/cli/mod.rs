@@ -8,6 +8,7 @@ mod batch_commands;
 mod bounce_commands;
 mod commands;
 mod contacts;
+mod dkim_commands;
 mod logs_command;
 mod mail_commands;
 mod ops_args;

@@ -54,10 +54,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0009_log_viewer.sql"),
         postgres: include_str!("../../migrations/postgres/0009_log_viewer.sql"),
     },
+    Migration {
+        version: 10,
+        name: "dkim",
+        sqlite: include_str!("../../migrations/sqlite/0010_dkim.sql"),
+        postgres: include_str!("../../migrations/postgres/0010_dkim.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 9;
+pub const LATEST_VERSION: i64 = 10;
 
 const CREATE_TRACKING: &str = "CREATE TABLE IF NOT EXISTS recalliq_schema_migrations (
     version BIGINT PRIMARY KEY,

@@ -2,9 +2,11 @@
 //! both. Every query that touches tenant-owned rows takes a `TenantScope`, so a call that
 //! reads or writes another tenant's data cannot be written (see `scope.rs`).
 
+mod audience;
 mod batch_admin;
 mod batches;
 mod bounces;
+mod dkim;
 mod engine;
 mod groups;
 mod log_query;
@@ -21,10 +23,12 @@ mod templates;
 mod tenants;
 mod users;
 
+pub use audience::AudienceRow;
 pub use batches::{Batch, BatchGroup, NewBatch};
 pub use bounces::{
     BounceCounts, EVENT_HARD, EVENT_SOFT, EVENT_UNSUBSCRIBE, NewBounceEvent, SentLog,
 };
+pub use dkim::{DKIM_ACTIVE, DKIM_PUBLISHED, DkimKey, NewDkimKey, check_selector};
 pub use engine::{Claim, ClaimedRow, Outcome, QueueCounts, RowResult, WriteCounts};
 pub use groups::{Contact, Group, GroupCounts, ImportCounts, NewContact};
 pub use log_query::{LogDetail, LogFilter, ReplyClass, RetryMode, SortColumn, TriageReport};

@@ -5,6 +5,7 @@
 //! transactions. Any number of engines may share one Postgres database.
 
 pub mod materialize;
+pub mod preflight;
 pub mod review;
 mod runner;
 

@@ -37,6 +37,8 @@ struct Prepared {
     token_key: Option<crate::bounces::TokenKey>,
     /// `EngineConfig::public_base_url`: adds the https one-click URL.
     public_base_url: Option<String>,
+    /// Signs every message when the From domain has an active DKIM key.
+    dkim: Option<crate::dkim::Signer>,
 }
 
 struct Job {
@@ -129,6 +131,18 @@ async fn prepare(ctx: &Ctx) -> Result<Result<(Prepared, Transport), String>, DbE
         .find(|s| s.email.eq_ignore_ascii_case(&from_email))
         .and_then(|s| s.name.clone())
         .or_else(|| Some(tenant.name.clone()));
+    let dkim = match crate::dkim::signer_for(
+        store,
+        ctx.scope,
+        ctx.config.config_dir.as_deref(),
+        &from_email,
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(crate::dkim::DkimError::Db(e)) => return Err(e),
+        Err(e) => return Ok(Err(format!("DKIM: {e}"))),
+    };
     let transport = match &settings {
         SmtpSettings::Smtp(server) => {
             let password = match &server.password_enc {
@@ -172,6 +186,7 @@ async fn prepare(ctx: &Ctx) -> Result<Result<(Prepared, Transport), String>, DbE
         from_email,
         from_name,
         reply_to: settings.reply_to().map(str::to_string),
+        dkim,
     };
     Ok(Ok((prepared, transport)))
 }
@@ -466,7 +481,11 @@ fn build(prep: &Prepared, job: &Job) -> Result<lettre::Message, String> {
         reply_to: prep.reply_to.as_deref(),
         unsubscribe: &unsubscribe,
     };
-    build_message(&parts, &rendered).map_err(|e| e.to_string())
+    let mut message = build_message(&parts, &rendered).map_err(|e| e.to_string())?;
+    if let Some(signer) = &prep.dkim {
+        signer.sign(&mut message);
+    }
+    Ok(message)
 }
 
 fn message_id(m: &lettre::Message) -> Option<String> {
