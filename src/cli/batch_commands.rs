@@ -10,7 +10,7 @@ use super::output::{print_json, print_table};
 use super::{CliError, CliResult};
 use crate::config::Config;
 use crate::db::{Actor, Batch, NewBatch, Page, QueueCounts, Store, TenantScope};
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, EngineEvent};
 
 async fn scope_of(store: &Store, id: i32, tenant: Option<&str>) -> CliResult<TenantScope> {
     let scope = store.batch_scope(&Actor::system(), id).await?;
@@ -30,6 +30,15 @@ struct BatchView<'a> {
     #[serde(flatten)]
     batch: &'a Batch,
     queue: QueueCounts,
+    /// Cancelled batches only: recipients that were never sent and never will be (their
+    /// rows stay `pending` in logs_emaillog; the engine never claims rows of a cancelled
+    /// batch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unsent: Option<i64>,
+}
+
+fn unsent(b: &Batch, q: &QueueCounts) -> Option<i64> {
+    (b.status == "cancelled").then_some(q.pending + q.sending)
 }
 
 fn print_batch(b: &Batch, q: &QueueCounts) {
@@ -44,6 +53,9 @@ fn print_batch(b: &Batch, q: &QueueCounts) {
         "sent {}  failed {}  pending {}  sending {}  (failed {} rejected {} bounced {})",
         b.sent_count, b.failed_count, q.pending, q.sending, q.failed, q.rejected, q.bounced
     );
+    if let Some(n) = unsent(b, q) {
+        println!("unsent {n} (cancelled: never sent, will not be sent)");
+    }
 }
 
 pub async fn batch_command(config: &Config, cmd: BatchCommand) -> CliResult<u8> {
@@ -165,6 +177,7 @@ pub async fn batch_command(config: &Config, cmd: BatchCommand) -> CliResult<u8> 
                 print_json(&BatchView {
                     batch: &b,
                     queue: q,
+                    unsent: unsent(&b, &q),
                 });
             } else {
                 print_batch(&b, &q);
@@ -196,10 +209,35 @@ pub async fn worker(config: &Config, args: WorkerArgs) -> CliResult<u8> {
         store,
         EngineConfig {
             chunk: args.chunk.max(1),
+            lease: std::time::Duration::from_secs(args.lease),
             config_dir: Some(config.config_dir.clone()),
             ..EngineConfig::default()
         },
     );
+    // Operators see why a batch stopped or what the engine waits for, one line each.
+    let mut events = engine.subscribe();
+    tokio::spawn(async move {
+        let mut last = String::new();
+        loop {
+            let line = match events.recv().await {
+                Ok(EngineEvent::Error { batch_id: 0, message }) => format!("worker: {message}"),
+                Ok(EngineEvent::Error { batch_id, message }) => {
+                    format!("batch #{batch_id}: {message}")
+                }
+                Ok(EngineEvent::StatusChanged {
+                    batch_id,
+                    status,
+                    reason: Some(reason),
+                }) => format!("batch #{batch_id} {}: {reason}", status.as_str()),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            if line != last {
+                eprintln!("{line}");
+                last = line;
+            }
+        }
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let term = async {

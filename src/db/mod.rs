@@ -7,6 +7,7 @@ mod engine;
 mod groups;
 mod logs;
 mod migrate;
+mod notify;
 mod scope;
 mod smtp;
 mod suppression;
@@ -19,6 +20,7 @@ pub use engine::{Claim, ClaimedRow, Outcome, QueueCounts, RowResult, WriteCounts
 pub use groups::{Contact, Group, GroupCounts, ImportCounts, NewContact};
 pub use logs::{EmailLog, ExecutionLog, NewEmailLog};
 pub use migrate::{LATEST_VERSION, MigrationReport};
+pub use notify::{BATCH_CHANNEL, BatchChange, BatchListener};
 pub use scope::{Actor, AllTenants, TenantScope};
 pub use smtp::{OutboxSettings, Security, SmtpServer, SmtpSettings};
 pub use suppression::{

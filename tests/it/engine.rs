@@ -17,7 +17,7 @@ use crate::support::smtp::{SinkConfig, SmtpSink};
 use crate::support::tenant;
 
 /// Runs raw SQL (no parameters) on whichever backend.
-async fn exec(store: &Store, sql: &str) {
+pub(crate) async fn exec(store: &Store, sql: &str) {
     let sql = sqlx::AssertSqlSafe(sql.to_string());
     if let Some(p) = store.sqlite_pool() {
         sqlx::query(sql).execute(p).await.unwrap();
@@ -29,7 +29,7 @@ async fn exec(store: &Store, sql: &str) {
     }
 }
 
-fn fast_config() -> EngineConfig {
+pub(crate) fn fast_config() -> EngineConfig {
     EngineConfig {
         chunk: 8,
         poll: Duration::from_millis(20),
@@ -40,15 +40,15 @@ fn fast_config() -> EngineConfig {
     }
 }
 
-struct Fixture {
-    scope: TenantScope,
-    tenant_id: i32,
-    batch_id: i32,
+pub(crate) struct Fixture {
+    pub scope: TenantScope,
+    pub tenant_id: i32,
+    pub batch_id: i32,
 }
 
 /// A tenant sending through `port` with `n` contacts `user{i}@example.com` in one group,
 /// and a draft batch to that group.
-async fn fixture(store: &Store, domain: &str, port: u16, n: usize, connections: u32) -> Fixture {
+pub(crate) async fn fixture(store: &Store, domain: &str, port: u16, n: usize, connections: u32) -> Fixture {
     let (t, scope) = tenant(store, domain).await;
     store
         .add_tenant_email(scope, &format!("news@{domain}"), Some("News"))
@@ -109,7 +109,7 @@ async fn fixture(store: &Store, domain: &str, port: u16, n: usize, connections: 
     }
 }
 
-async fn run_once(store: &Store, config: EngineConfig) {
+pub(crate) async fn run_once(store: &Store, config: EngineConfig) {
     let engine = Engine::new(store.clone(), config);
     let (_tx, rx) = watch::channel(false);
     tokio::time::timeout(Duration::from_secs(60), engine.run(rx, true))
@@ -118,14 +118,14 @@ async fn run_once(store: &Store, config: EngineConfig) {
         .unwrap();
 }
 
-async fn logs(store: &Store, f: &Fixture) -> Vec<recalliq::db::EmailLog> {
+pub(crate) async fn logs(store: &Store, f: &Fixture) -> Vec<recalliq::db::EmailLog> {
     store
         .list_email_logs(f.scope, f.batch_id, Page::first(10_000), None)
         .await
         .unwrap()
 }
 
-fn rcpt_counts(sink: &SmtpSink) -> HashMap<String, usize> {
+pub(crate) fn rcpt_counts(sink: &SmtpSink) -> HashMap<String, usize> {
     let mut m = HashMap::new();
     for msg in sink.messages() {
         for r in msg.rcpt_to {
@@ -869,5 +869,12 @@ fn batch_cli_and_worker_once() {
         );
         env.run(&["worker", "--once"], None).ok();
         assert_eq!(sink.messages().len(), 2, "a cancelled batch sends nothing");
+        // The re-queued recipient stays pending: shown as unsent, never counted as failed.
+        let shown = env.json(&["batch", "show", &id, "--json"]);
+        assert_eq!(shown["unsent"], 1, "{shown}");
+        assert_eq!(shown["queue"]["pending"], 1, "{shown}");
+        assert_eq!(shown["sent_count"], 2, "{shown}");
+        let human = env.run(&["batch", "show", &id], None);
+        assert!(human.stdout.contains("unsent 1"), "{}", human.stdout);
     });
 }
