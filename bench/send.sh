@@ -47,7 +47,7 @@ if ! command -v smtp-sink >/dev/null || ! command -v smtp-source >/dev/null; the
     [ -n "$made_policy" ] && $sudo rm -f /usr/sbin/policy-rc.d
 fi
 
-cargo build --release --quiet
+[ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release --quiet
 bin=$PWD/target/release/recalliq
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 sink_user=nobody

@@ -220,7 +220,10 @@ pub async fn worker(config: &Config, args: WorkerArgs) -> CliResult<u8> {
         let mut last = String::new();
         loop {
             let line = match events.recv().await {
-                Ok(EngineEvent::Error { batch_id: 0, message }) => format!("worker: {message}"),
+                Ok(EngineEvent::Error {
+                    batch_id: 0,
+                    message,
+                }) => format!("worker: {message}"),
                 Ok(EngineEvent::Error { batch_id, message }) => {
                     format!("batch #{batch_id}: {message}")
                 }

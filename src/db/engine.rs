@@ -741,7 +741,9 @@ impl DbError {
     /// A one-line description for operators, naming the usual cause of transient errors.
     pub fn describe(&self) -> String {
         match self {
-            DbError::Sqlx(sqlx::Error::Database(db)) if sqlite_busy(&db.code().unwrap_or_default()) => {
+            DbError::Sqlx(sqlx::Error::Database(db))
+                if sqlite_busy(&db.code().unwrap_or_default()) =>
+            {
                 format!(
                     "the SQLite database is locked by another process ({}); waiting and retrying",
                     db.message()

@@ -48,7 +48,13 @@ pub(crate) struct Fixture {
 
 /// A tenant sending through `port` with `n` contacts `user{i}@example.com` in one group,
 /// and a draft batch to that group.
-pub(crate) async fn fixture(store: &Store, domain: &str, port: u16, n: usize, connections: u32) -> Fixture {
+pub(crate) async fn fixture(
+    store: &Store,
+    domain: &str,
+    port: u16,
+    n: usize,
+    connections: u32,
+) -> Fixture {
     let (t, scope) = tenant(store, domain).await;
     store
         .add_tenant_email(scope, &format!("news@{domain}"), Some("News"))

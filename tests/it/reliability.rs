@@ -107,7 +107,11 @@ async fn all_sent_once_with(
     let b = store.get_batch(f.scope, f.batch_id).await.unwrap();
     assert_eq!((b.status.as_str(), b.sent_count), ("completed", n as i32));
     assert_eq!(
-        store.get_tenant(f.scope).await.unwrap().emails_sent_this_month,
+        store
+            .get_tenant(f.scope)
+            .await
+            .unwrap()
+            .emails_sent_this_month,
         n as i32,
         "quota counts each recipient once"
     );
@@ -145,7 +149,14 @@ store_test!(smtp_down_at_start_pauses_then_resumes, |store| async move {
     let c = store.queue_counts(f.scope, f.batch_id).await.unwrap();
     assert_eq!((c.pending, c.sending, c.failed, c.sent), (10, 0, 0, 0));
     // Nothing counted against the quota for messages that never left.
-    assert_eq!(store.get_tenant(f.scope).await.unwrap().emails_sent_this_month, 0);
+    assert_eq!(
+        store
+            .get_tenant(f.scope)
+            .await
+            .unwrap()
+            .emails_sent_this_month,
+        0
+    );
 
     // The server comes up and the operator resumes (the test does not wait out the 30 s
     // backoff of the rows tried once).
@@ -215,18 +226,21 @@ store_test!(hanging_server_times_out_and_retries, |store| async move {
     assert_eq!(retried.len(), 2, "the two hung sends were tried again");
 });
 
-store_test!(reply_lost_after_data_is_a_counted_duplicate, |store| async move {
-    // The server queued the message but the connection dropped before its reply: the engine
-    // cannot know, retries, and the recipient gets it twice. Counted and bounded.
-    let sink = SmtpSink::start(SinkConfig {
-        lose_reply_first_data: 3,
-        ..SinkConfig::default()
-    });
-    let f = fixture(&store, "acme.test", sink.port(), 10, 1).await;
-    store.start_batch(f.scope, f.batch_id).await.unwrap();
-    run_once(&store, fast_config()).await;
-    assert_eq!(all_sent_once(&store, &f, 10, &[&sink]).await, 3);
-});
+store_test!(
+    reply_lost_after_data_is_a_counted_duplicate,
+    |store| async move {
+        // The server queued the message but the connection dropped before its reply: the engine
+        // cannot know, retries, and the recipient gets it twice. Counted and bounded.
+        let sink = SmtpSink::start(SinkConfig {
+            lose_reply_first_data: 3,
+            ..SinkConfig::default()
+        });
+        let f = fixture(&store, "acme.test", sink.port(), 10, 1).await;
+        store.start_batch(f.scope, f.batch_id).await.unwrap();
+        run_once(&store, fast_config()).await;
+        assert_eq!(all_sent_once(&store, &f, 10, &[&sink]).await, 3);
+    }
+);
 
 store_test!(tls_failures_pause_with_the_reason, |store| async move {
     let sink = SmtpSink::start(SinkConfig::default());
@@ -291,7 +305,10 @@ store_test!(auth_failure_pauses_with_the_reason, |store| async move {
     let b = store.get_batch(f.scope, f.batch_id).await.unwrap();
     assert_eq!(b.status, "paused");
     let reason = b.status_reason.unwrap_or_default();
-    assert!(reason.contains("AUTH") && reason.contains("535"), "{reason}");
+    assert!(
+        reason.contains("AUTH") && reason.contains("535"),
+        "{reason}"
+    );
     assert!(!reason.contains("wrong"), "no password in the reason");
     let c = store.queue_counts(f.scope, f.batch_id).await.unwrap();
     assert_eq!((c.pending, c.sending, c.failed), (5, 0, 0));
@@ -365,7 +382,11 @@ store_test!(failing_write_pauses_the_batch, |store| async move {
     finish(h, Duration::from_secs(30)).await;
     let c = store.queue_counts(f.scope, f.batch_id).await.unwrap();
     assert_eq!(c.sending, 0);
-    assert_eq!(c.sent as usize, sink.messages().len(), "every send recorded");
+    assert_eq!(
+        c.sent as usize,
+        sink.messages().len(),
+        "every send recorded"
+    );
     store.resume_batch(f.scope, f.batch_id).await.unwrap();
     run_once(&store, fast_config()).await;
     assert_eq!(all_sent_once(&store, &f, 40, &[&sink]).await, 0);
@@ -382,7 +403,9 @@ async fn postgres_going_away_mid_batch() {
     let url = db
         .url
         .replace(&host_port, &format!("127.0.0.1:{}", proxy.port()));
-    let store = Store::connect(&url).await.expect("connect through the proxy");
+    let store = Store::connect(&url)
+        .await
+        .expect("connect through the proxy");
     store.migrate().await.unwrap();
     let sink = SmtpSink::start(SinkConfig {
         reply_delay: Duration::from_millis(3),
@@ -404,7 +427,10 @@ async fn postgres_going_away_mid_batch() {
     finish(h, Duration::from_secs(60)).await;
     assert!(during < 150, "the cut happened mid-batch");
     let dups = all_sent_once(&store, &f, 150, &[&sink]).await;
-    assert_eq!(dups, 0, "results held in memory are written after the reconnect");
+    assert_eq!(
+        dups, 0,
+        "results held in memory are written after the reconnect"
+    );
     store.close().await;
     db.drop_db().await;
 }
@@ -430,7 +456,10 @@ fn sqlite_lock_holder() {
         let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{path}"))
             .await
             .unwrap();
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut c).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut c)
+            .await
+            .unwrap();
         sqlx::query("UPDATE tenants_tenant SET name = name")
             .execute(&mut c)
             .await
@@ -551,7 +580,10 @@ async fn racing_workers_on_postgres_never_send_twice_or_exceed_the_quota() {
             finish(h, Duration::from_secs(60)).await;
         }
         let wire = rcpt_counts(&sink);
-        assert!(wire.values().all(|n| *n == 1), "{workers} workers: {wire:?}");
+        assert!(
+            wire.values().all(|n| *n == 1),
+            "{workers} workers: {wire:?}"
+        );
         assert_eq!(wire.len(), 100, "{workers} workers: exactly the quota");
         let t = store.get_tenant(f.scope).await.unwrap();
         assert_eq!(t.emails_sent_this_month, 100);
@@ -567,38 +599,44 @@ async fn racing_workers_on_postgres_never_send_twice_or_exceed_the_quota() {
 
 // --- Scheduling, wake-ups, limits (issue #6 items 4, 6) ----------------------------------
 
-store_test!(scheduled_batch_starts_within_a_second_across_a_restart, |store| async move {
-    let sink = SmtpSink::start(SinkConfig::default());
-    let f = fixture(&store, "acme.test", sink.port(), 3, 1).await;
-    let at = recalliq::db::now() + chrono::Duration::milliseconds(1500);
-    store
-        .transition_batch(f.scope, f.batch_id, BatchStatus::Scheduled, None)
-        .await
-        .unwrap();
-    store
-        .update_batch(f.scope, f.batch_id, None, None, Some(at))
-        .await
-        .unwrap();
-    // The product's poll interval, not the tests' fast one.
-    let cfg = EngineConfig {
-        poll: EngineConfig::default().poll,
-        ..fast_config()
-    };
-    let (stop, h) = spawn_engine(&store, cfg.clone(), false);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    // Restart before the batch is due: the schedule lives in the database.
-    stop.send(true).unwrap();
-    finish(h, Duration::from_secs(10)).await;
-    assert!(sink.messages().is_empty(), "not before its time");
-    let (stop, h) = spawn_engine(&store, cfg, false);
-    wait_messages(&[&sink], 1, Duration::from_secs(10)).await;
-    let first = chrono::Utc::now().naive_utc();
-    let late = (first - at).num_milliseconds();
-    assert!((0..=1000).contains(&late), "first message {late} ms after its time");
-    wait_messages(&[&sink], 3, Duration::from_secs(10)).await;
-    stop.send(true).unwrap();
-    finish(h, Duration::from_secs(10)).await;
-});
+store_test!(
+    scheduled_batch_starts_within_a_second_across_a_restart,
+    |store| async move {
+        let sink = SmtpSink::start(SinkConfig::default());
+        let f = fixture(&store, "acme.test", sink.port(), 3, 1).await;
+        let at = recalliq::db::now() + chrono::Duration::milliseconds(1500);
+        store
+            .transition_batch(f.scope, f.batch_id, BatchStatus::Scheduled, None)
+            .await
+            .unwrap();
+        store
+            .update_batch(f.scope, f.batch_id, None, None, Some(at))
+            .await
+            .unwrap();
+        // The product's poll interval, not the tests' fast one.
+        let cfg = EngineConfig {
+            poll: EngineConfig::default().poll,
+            ..fast_config()
+        };
+        let (stop, h) = spawn_engine(&store, cfg.clone(), false);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        // Restart before the batch is due: the schedule lives in the database.
+        stop.send(true).unwrap();
+        finish(h, Duration::from_secs(10)).await;
+        assert!(sink.messages().is_empty(), "not before its time");
+        let (stop, h) = spawn_engine(&store, cfg, false);
+        wait_messages(&[&sink], 1, Duration::from_secs(10)).await;
+        let first = chrono::Utc::now().naive_utc();
+        let late = (first - at).num_milliseconds();
+        assert!(
+            (0..=1000).contains(&late),
+            "first message {late} ms after its time"
+        );
+        wait_messages(&[&sink], 3, Duration::from_secs(10)).await;
+        stop.send(true).unwrap();
+        finish(h, Duration::from_secs(10)).await;
+    }
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_notify_wakes_the_engine_before_its_poll() {
