@@ -350,13 +350,24 @@ impl Store {
     ) -> DbResult<u64> {
         let expires =
             now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+        // Postgres: rows the writer is updating right now are skipped (they are leaving
+        // `sending`), so renewal never deadlocks with the writer.
+        let sql = match self.backend() {
+            Backend::Postgres => {
+                "UPDATE logs_emaillog SET lease_expires_at = $3
+                 WHERE id IN (SELECT id FROM logs_emaillog
+                              WHERE batch_id = $1 AND status = 'sending' AND lease_owner = $2
+                              FOR UPDATE SKIP LOCKED)"
+            }
+            Backend::Sqlite => {
+                "UPDATE logs_emaillog SET lease_expires_at = $3
+                 WHERE batch_id = $1 AND status = 'sending' AND lease_owner = $2"
+            }
+        };
         let mut n = 0;
         for token in tokens {
             n += on_pool!(self, p => {
-                sqlx::query(
-                    "UPDATE logs_emaillog SET lease_expires_at = $3
-                     WHERE batch_id = $1 AND status = 'sending' AND lease_owner = $2",
-                )
+                sqlx::query(sql)
                 .bind(batch_id)
                 .bind(token)
                 .bind(expires)
