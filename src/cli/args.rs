@@ -138,6 +138,10 @@ pub struct WorkerArgs {
     /// Rows claimed at a time
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub chunk: i64,
+    /// Lease of claimed rows in seconds (renewed while the worker lives): how soon the rows
+    /// of a crashed worker are sent by another
+    #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub lease: u64,
 }
 
 /// A batch addressed by its (global) id; the tenant is looked up from the batch. With

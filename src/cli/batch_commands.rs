@@ -10,7 +10,7 @@ use super::output::{print_json, print_table};
 use super::{CliError, CliResult};
 use crate::config::Config;
 use crate::db::{Batch, NewBatch, Page, QueueCounts, Store, TenantScope};
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, EngineEvent};
 
 async fn scope_of(store: &Store, id: i32, tenant: Option<&str>) -> CliResult<TenantScope> {
     let scope = store.batch_scope(&super::acting::actor(), id).await?;
@@ -31,6 +31,15 @@ struct BatchView<'a> {
     batch: &'a Batch,
     queue: QueueCounts,
     bounces: crate::db::BounceCounts,
+    /// Cancelled batches only: recipients that were never sent and never will be (their
+    /// rows stay `pending` in logs_emaillog; the engine never claims rows of a cancelled
+    /// batch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unsent: Option<i64>,
+}
+
+fn unsent(b: &Batch, q: &QueueCounts) -> Option<i64> {
+    (b.status == "cancelled").then_some(q.pending + q.sending)
 }
 
 fn print_batch(b: &Batch, q: &QueueCounts, bc: &crate::db::BounceCounts) {
@@ -49,6 +58,9 @@ fn print_batch(b: &Batch, q: &QueueCounts, bc: &crate::db::BounceCounts) {
         "bounces: {} hard  {} soft  unsubscribed {}",
         bc.hard_bounced, bc.soft_bounced, bc.unsubscribed
     );
+    if let Some(n) = unsent(b, q) {
+        println!("unsent {n} (cancelled: never sent, will not be sent)");
+    }
 }
 
 pub async fn batch_command(config: &Config, cmd: BatchCommand) -> CliResult<u8> {
@@ -184,6 +196,7 @@ pub async fn batch_command(config: &Config, cmd: BatchCommand) -> CliResult<u8> 
                     batch: &b,
                     queue: q,
                     bounces: bc,
+                    unsent: unsent(&b, &q),
                 });
             } else {
                 print_batch(&b, &q, &bc);
@@ -215,6 +228,7 @@ pub async fn worker(config: &Config, args: WorkerArgs) -> CliResult<u8> {
         store,
         EngineConfig {
             chunk: args.chunk.max(1),
+            lease: std::time::Duration::from_secs(args.lease),
             config_dir: Some(config.config_dir.clone()),
             public_base_url: config
                 .file
@@ -224,6 +238,33 @@ pub async fn worker(config: &Config, args: WorkerArgs) -> CliResult<u8> {
             ..EngineConfig::default()
         },
     );
+    // Operators see why a batch stopped or what the engine waits for, one line each.
+    let mut events = engine.subscribe();
+    tokio::spawn(async move {
+        let mut last = String::new();
+        loop {
+            let line = match events.recv().await {
+                Ok(EngineEvent::Error {
+                    batch_id: 0,
+                    message,
+                }) => format!("worker: {message}"),
+                Ok(EngineEvent::Error { batch_id, message }) => {
+                    format!("batch #{batch_id}: {message}")
+                }
+                Ok(EngineEvent::StatusChanged {
+                    batch_id,
+                    status,
+                    reason: Some(reason),
+                }) => format!("batch #{batch_id} {}: {reason}", status.as_str()),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            if line != last {
+                eprintln!("{line}");
+                last = line;
+            }
+        }
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let term = async {

@@ -135,6 +135,11 @@ const QUOTA_LEFT: &str = "SELECT CAST(COALESCE(monthly_email_limit, 1000) - COAL
 const RESERVE: &str = "UPDATE tenants_tenant SET emails_sent_this_month = COALESCE(emails_sent_this_month, 0) + $2
     WHERE id = $1 AND COALESCE(emails_sent_this_month, 0) + $2 <= COALESCE(monthly_email_limit, 1000)";
 
+/// Messages of a tenant sent in the last hour ($2 = an hour ago) or in flight.
+const HOUR_USED: &str = "SELECT CAST(COUNT(*) AS BIGINT) FROM logs_emaillog
+    WHERE batch_id IN (SELECT id FROM batches_batch WHERE tenant_id = $1)
+      AND ((status = 'sending') OR (status IN ('sent', 'bounced') AND sent_at > $2))";
+
 const RELEASE: &str = "UPDATE tenants_tenant SET emails_sent_this_month =
         CASE WHEN COALESCE(emails_sent_this_month, 0) - $2 < 0 THEN 0
              ELSE COALESCE(emails_sent_this_month, 0) - $2 END
@@ -289,6 +294,18 @@ impl Store {
         }))
     }
 
+    /// When the next scheduled batch is due (the engine sleeps until then, not a whole poll).
+    pub async fn next_scheduled_at(&self) -> DbResult<Option<chrono::NaiveDateTime>> {
+        Ok(on_pool!(self, p => {
+            sqlx::query_scalar(
+                "SELECT scheduled_at FROM batches_batch
+                 WHERE status = 'scheduled' AND scheduled_at IS NOT NULL ORDER BY scheduled_at LIMIT 1",
+            )
+            .fetch_optional(p)
+            .await?
+        }))
+    }
+
     /// Crash recovery: rows whose lease expired go back to `pending`, and the monthly quota
     /// their dead claim reserved is given back to their tenants. Returns how many rows.
     pub async fn requeue_expired_leases(&self) -> DbResult<u64> {
@@ -324,6 +341,47 @@ impl Store {
         })
     }
 
+    /// Extends the lease of the rows of `batch_id` still held by the claims `tokens` (the
+    /// claims a live runner has in flight), so the lease only has to outlast a crash, not
+    /// the slowest send. Claims the runner lost track of (a commit whose reply never came)
+    /// are not renewed and come back after their lease.
+    pub async fn renew_leases(
+        &self,
+        batch_id: i32,
+        tokens: &[String],
+        lease: std::time::Duration,
+    ) -> DbResult<u64> {
+        let expires =
+            now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+        // Postgres: rows the writer is updating right now are skipped (they are leaving
+        // `sending`), so renewal never deadlocks with the writer.
+        let sql = match self.backend() {
+            Backend::Postgres => {
+                "UPDATE logs_emaillog SET lease_expires_at = $3
+                 WHERE id IN (SELECT id FROM logs_emaillog
+                              WHERE batch_id = $1 AND status = 'sending' AND lease_owner = $2
+                              FOR UPDATE SKIP LOCKED)"
+            }
+            Backend::Sqlite => {
+                "UPDATE logs_emaillog SET lease_expires_at = $3
+                 WHERE batch_id = $1 AND status = 'sending' AND lease_owner = $2"
+            }
+        };
+        let mut n = 0;
+        for token in tokens {
+            n += on_pool!(self, p => {
+                sqlx::query(sql)
+                .bind(batch_id)
+                .bind(token)
+                .bind(expires)
+                .execute(p)
+                .await?
+                .rows_affected()
+            });
+        }
+        Ok(n)
+    }
+
     /// Claims up to `limit` due rows of a batch for `lease` under a fresh `token`, reserving
     /// the tenant's monthly quota for them in the same transaction (what is not claimed is
     /// released at once). Postgres: `FOR UPDATE SKIP LOCKED`, so workers never share a row.
@@ -334,6 +392,22 @@ impl Store {
         token: &str,
         limit: i64,
         lease: std::time::Duration,
+    ) -> DbResult<Claim> {
+        self.claim_limited(scope, batch_id, token, limit, lease, None)
+            .await
+    }
+
+    /// `claim` that also honours the SMTP account's per-hour limit: messages sent by the
+    /// tenant in the last 60 minutes plus those in flight never exceed `per_hour`. The count
+    /// runs after the tenant row is locked, so racing workers see each other's claims.
+    pub async fn claim_limited(
+        &self,
+        scope: TenantScope,
+        batch_id: i32,
+        token: &str,
+        limit: i64,
+        lease: std::time::Duration,
+        per_hour: Option<u32>,
     ) -> DbResult<Claim> {
         self.ensure_batch_in_scope(scope, batch_id).await?;
         let ts = now();
@@ -356,7 +430,19 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             let left = left.ok_or_else(|| DbError::NotFound(format!("tenant #{tenant}")))?;
-            let k = limit.min(left);
+            let mut k = limit.min(left);
+            if let Some(per_hour) = per_hour.filter(|_| k > 0) {
+                let used: i64 = sqlx::query_scalar(HOUR_USED)
+                    .bind(tenant)
+                    .bind(ts - chrono::Duration::hours(1))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                k = k.min(i64::from(per_hour) - used);
+                if k <= 0 {
+                    tx.rollback().await?;
+                    return Ok(Claim::Rows { token: token.to_string(), rows: Vec::new() });
+                }
+            }
             if k <= 0 {
                 tx.rollback().await?;
                 return Ok(Claim::QuotaExhausted);
@@ -433,9 +519,6 @@ impl Store {
                     }
                     Outcome::Released => ("pending", None, None, None, Some(ts), 1),
                 };
-                if !r.outcome.is_sent() {
-                    unsent += 1;
-                }
                 let n = sqlx::query(
                     "UPDATE logs_emaillog SET status = $3,
                         error_message = CASE WHEN $3 = 'sent' THEN NULL ELSE COALESCE($4, error_message) END,
@@ -459,8 +542,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                // A row no longer leased to this claim was given back (and its quota with
+                // it) by crash recovery: nothing to count.
                 if n == 0 {
                     continue;
+                }
+                if !r.outcome.is_sent() {
+                    unsent += 1;
                 }
                 match &r.outcome {
                     Outcome::Sent { .. } => c.sent += 1,
@@ -509,7 +597,6 @@ async fn write_results_pg(
     let mut next_at: Vec<Option<chrono::NaiveDateTime>> = Vec::with_capacity(n);
     let mut back: Vec<i32> = Vec::with_capacity(n);
     let mut kinds: Vec<String> = Vec::with_capacity(n);
-    let mut unsent = 0i64;
     for r in results {
         ids.push(r.id);
         tokens.push(r.token.clone());
@@ -567,9 +654,6 @@ async fn write_results_pg(
             ),
             Outcome::Released => ("pending", "released", None, None, None, Some(ts), 1),
         };
-        if !r.outcome.is_sent() {
-            unsent += 1;
-        }
         statuses.push(status.to_string());
         kinds.push(kind.to_string());
         errors.push(error);
@@ -606,6 +690,8 @@ async fn write_results_pg(
     .bind(ts)
     .fetch_all(&mut *tx)
     .await?;
+    // Only rows still leased to their claim were written; the others were given back (and
+    // their quota with them) by crash recovery.
     let mut c = WriteCounts::default();
     for k in &done {
         match k.as_str() {
@@ -627,6 +713,7 @@ async fn write_results_pg(
         .execute(&mut *tx)
         .await?;
     }
+    let unsent = c.failed + c.retried + c.released;
     if unsent > 0 {
         sqlx::query(RELEASE)
             .bind(scope.tenant_id())
@@ -653,4 +740,60 @@ impl Store {
             .map(|_| ())
             .ok_or_else(|| DbError::NotFound(format!("batch #{batch_id}")))
     }
+}
+impl DbError {
+    /// Errors that go away by themselves: the connection to the database was lost or could
+    /// not be had (Postgres restarting, network cut, pool exhausted), SQLite busy or locked
+    /// by another process, serialization failures and deadlocks. The engine waits and
+    /// retries these; any other error (disk full, a constraint) pauses the batch.
+    pub fn is_transient(&self) -> bool {
+        let DbError::Sqlx(e) = self else {
+            return matches!(self, DbError::Connect { .. });
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED (and their extended codes).
+                // Postgres: 08xxx connection exceptions, 57P01-03 shutdown/cannot connect
+                // now, 40001 serialization failure, 40P01 deadlock.
+                code.starts_with("08")
+                    || matches!(&*code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+                    || sqlite_busy(&code)
+            }
+            _ => false,
+        }
+    }
+
+    /// A one-line description for operators, naming the usual cause of transient errors.
+    pub fn describe(&self) -> String {
+        match self {
+            DbError::Sqlx(sqlx::Error::Database(db))
+                if sqlite_busy(&db.code().unwrap_or_default()) =>
+            {
+                format!(
+                    "the SQLite database is locked by another process ({}); waiting and retrying",
+                    db.message()
+                )
+            }
+            e if e.is_transient() => {
+                format!("database unavailable ({e}); reconnecting and retrying")
+            }
+            e => e.to_string(),
+        }
+    }
+}
+
+/// SQLite result codes (numeric, at most 4 digits, unlike Postgres' 5-character SQLSTATEs)
+/// SQLITE_BUSY (5) and SQLITE_LOCKED (6), extended codes included.
+fn sqlite_busy(code: &str) -> bool {
+    code.len() <= 4
+        && code
+            .parse::<i64>()
+            .is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6)
 }

@@ -37,6 +37,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../migrations/postgres/0004_engine_queue.sql"),
     },
     Migration {
+        version: 5,
+        name: "batch_notify",
+        sqlite: include_str!("../../migrations/sqlite/0005_batch_notify.sql"),
+        postgres: include_str!("../../migrations/postgres/0005_batch_notify.sql"),
+    },
+    Migration {
         version: 7,
         name: "bounces",
         sqlite: include_str!("../../migrations/sqlite/0007_bounces.sql"),

@@ -12,6 +12,7 @@ mod groups;
 mod log_query;
 mod logs;
 mod migrate;
+mod notify;
 mod ownership;
 mod purge;
 mod retention;
@@ -34,6 +35,7 @@ pub use groups::{Contact, Group, GroupCounts, ImportCounts, NewContact};
 pub use log_query::{LogDetail, LogFilter, ReplyClass, RetryMode, SortColumn, TriageReport};
 pub use logs::{EmailLog, ExecutionLog, NewEmailLog};
 pub use migrate::{LATEST_VERSION, MigrationReport};
+pub use notify::{BATCH_CHANNEL, BatchChange, BatchListener};
 pub use ownership::{Catalog, ForeignKey, Ownership, ident as quote_ident};
 pub use purge::PurgeReport;
 pub use retention::{

@@ -27,7 +27,9 @@ pub struct EngineConfig {
     pub worker_id: String,
     /// Rows claimed per claim.
     pub chunk: i64,
-    /// How long a claim is leased; rows of a crashed worker return to pending after it.
+    /// How long a claim is leased; rows of a crashed worker return to pending after it. A
+    /// live worker renews its leases every third of this, so it bounds crash recovery time,
+    /// not how long a send may take.
     pub lease: Duration,
     /// How often idle runners and the engine look for work and for pause/cancel.
     pub poll: Duration,
@@ -60,7 +62,7 @@ impl Default for EngineConfig {
                 rand::random::<u32>()
             ),
             chunk: 50,
-            lease: Duration::from_secs(300),
+            lease: Duration::from_secs(60),
             poll: Duration::from_millis(250),
             backoff: vec![
                 Duration::from_secs(30),
@@ -96,7 +98,8 @@ pub enum EngineEvent {
         status: BatchStatus,
         reason: Option<String>,
     },
-    /// A runner stopped on an error; the engine retries on its next poll.
+    /// A runner stopped on an error, or the engine waits for the database (`batch_id` 0:
+    /// not about one batch); the engine retries on its next poll.
     Error { batch_id: i32, message: String },
 }
 
@@ -163,26 +166,41 @@ impl Engine {
     /// before this returns.
     pub async fn run(&self, mut stop: watch::Receiver<bool>, once: bool) -> DbResult<()> {
         let (runner_stop_tx, runner_stop) = watch::channel(false);
+        // Postgres: wake as soon as a batch changes (started, resumed, scheduled) instead of
+        // at the next poll. Polling stays: for SQLite, for scheduled times, after errors.
+        let mut listener = match self.store.batch_listener().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot LISTEN for batch changes; polling only");
+                None
+            }
+        };
         let mut runners: HashMap<i32, JoinHandle<()>> = HashMap::new();
         let result = loop {
             if *stop.borrow() {
                 break Ok(());
             }
             if let Err(e) = self.housekeeping().await {
-                if once {
+                if once && !e.is_transient() {
                     break Err(e);
                 }
-                tracing::error!(error = %e, "engine housekeeping failed");
+                tracing::error!(error = %e.describe(), "engine housekeeping failed");
+                let _ = self.events.send(EngineEvent::Error {
+                    batch_id: 0,
+                    message: e.describe(),
+                });
             }
             runners.retain(|_, h| !h.is_finished());
             let running = match self.store.running_batches().await {
                 Ok(r) => r,
                 Err(e) => {
-                    if once {
+                    if once && !e.is_transient() {
                         break Err(e);
                     }
-                    tracing::error!(error = %e, "cannot list running batches");
-                    Vec::new()
+                    tracing::error!(error = %e.describe(), "cannot list running batches");
+                    // Unknown: keep `--once` from exiting while the database is away.
+                    tokio::time::sleep(self.config.poll).await;
+                    continue;
                 }
             };
             for (batch_id, tenant_id) in &running {
@@ -205,9 +223,28 @@ impl Engine {
             if once && running.is_empty() && runners.is_empty() {
                 break Ok(());
             }
+            let mut poll = self.config.poll;
+            // A scheduled batch due before the next poll: wake exactly then.
+            if let Ok(Some(at)) = self.store.next_scheduled_at().await
+                && let Ok(until) = (at - crate::db::now()).to_std()
+            {
+                poll = poll.min(until + Duration::from_millis(1));
+            }
+            let woken = async {
+                match listener.as_mut() {
+                    Some(l) => {
+                        if let Err(e) = l.next().await {
+                            tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                            tokio::time::sleep(poll).await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
-                _ = tokio::time::sleep(self.config.poll) => {}
+                _ = tokio::time::sleep(poll) => {}
                 _ = stop.changed() => {}
+                _ = woken => {}
             }
         };
         let _ = runner_stop_tx.send(true);

@@ -61,11 +61,9 @@ enum Transport {
 pub(super) async fn run(ctx: Ctx) {
     let batch_id = ctx.batch_id;
     if let Err(e) = run_inner(&ctx).await {
-        tracing::error!(batch_id, error = %e, "batch runner stopped");
-        let _ = ctx.events.send(EngineEvent::Error {
-            batch_id,
-            message: e.to_string(),
-        });
+        let message = e.describe();
+        tracing::error!(batch_id, error = %message, "batch runner stopped");
+        let _ = ctx.events.send(EngineEvent::Error { batch_id, message });
     }
 }
 
@@ -206,16 +204,24 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
     let (res_tx, res_rx) = mpsc::unbounded_channel::<RowResult>();
 
     let transport = Arc::new(transport);
-    let (senders, rate) = match transport.as_ref() {
+    let (senders, rate, per_hour) = match transport.as_ref() {
         Transport::Smtp { server, .. } => (
             server.connections.clamp(1, 32),
             server.rate_per_second.filter(|r| *r > 0),
+            server.rate_per_hour.filter(|r| *r > 0),
         ),
-        Transport::Outbox(_) => (1, None),
+        Transport::Outbox(_) => (1, None, None),
     };
+    // Set by a sender or the writer when the batch must pause (login refused, TLS failure,
+    // results that cannot be written): the reason.
+    let fatal: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    // Claims with rows not yet written: claim token -> rows outstanding. Their leases are
+    // renewed while the runner lives.
+    let claims: Claims = Arc::default();
     let limiter = Arc::new(Limiter::new(rate));
     // Notices pause/cancel within one poll even while the claimer waits on busy senders:
-    // jobs not yet started are then given back untried.
+    // jobs not yet started are then given back untried. Also renews the leases of this
+    // worker's rows (every third of the lease) until the runner ends.
     let watcher = {
         let (store, scope, id, halt, poll) = (
             ctx.store.clone(),
@@ -226,15 +232,31 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
         );
         let mut stop = ctx.stop.clone();
         let events = ctx.events.clone();
+        let (claims, lease) = (claims.clone(), cfg.lease);
         tokio::spawn(async move {
-            while !halt.load(Ordering::SeqCst) {
+            let renew_every = (lease / 3).max(poll);
+            let mut renewed = Instant::now();
+            loop {
                 tokio::select! {
                     _ = tokio::time::sleep(poll) => {}
                     _ = stop.changed() => {}
                 }
+                if renewed.elapsed() >= renew_every {
+                    let tokens: Vec<String> = claims
+                        .lock()
+                        .map(|c| c.keys().cloned().collect())
+                        .unwrap_or_default();
+                    match store.renew_leases(id, &tokens, lease).await {
+                        Ok(_) => renewed = Instant::now(),
+                        Err(e) => tracing::warn!(batch_id = id, error = %e, "cannot renew leases"),
+                    }
+                }
+                if halt.load(Ordering::SeqCst) {
+                    continue;
+                }
                 if *stop.borrow() {
                     halt.store(true, Ordering::SeqCst);
-                    break;
+                    continue;
                 }
                 if let Ok(b) = store.get_batch(scope, id).await
                     && let Ok(status) = b.batch_status()
@@ -262,6 +284,7 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
             cfg.clone(),
             halt.clone(),
             limiter.clone(),
+            fatal.clone(),
         )));
     }
     drop(res_tx);
@@ -274,6 +297,9 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
             events: ctx.events.clone(),
             halt: halt.clone(),
             in_flight: in_flight.clone(),
+            fatal: fatal.clone(),
+            stop: ctx.stop.clone(),
+            claims: claims.clone(),
         },
         res_rx,
     ));
@@ -310,7 +336,7 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
         let token = format!("{}#{seq}", cfg.worker_id);
         let claim = ctx
             .store
-            .claim(ctx.scope, ctx.batch_id, &token, chunk, cfg.lease)
+            .claim_limited(ctx.scope, ctx.batch_id, &token, chunk, cfg.lease, per_hour)
             .await;
         match claim {
             Err(e) => break Err(e),
@@ -359,6 +385,9 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
             }
             Ok(Claim::Rows { token, rows }) => {
                 in_flight.fetch_add(i64::try_from(rows.len()).unwrap_or(0), Ordering::SeqCst);
+                if let Ok(mut c) = claims.lock() {
+                    c.insert(token.clone(), rows.len());
+                }
                 for r in rows {
                     let job = Job {
                         id: r.id,
@@ -383,6 +412,10 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
     }
     let _ = writer.await;
     watcher.abort();
+    let reason = fatal.lock().ok().and_then(|mut f| f.take());
+    if let Some(reason) = reason {
+        pause(ctx, &reason).await?;
+    }
     result
 }
 
@@ -516,6 +549,26 @@ fn retry_or_fail(
     }
 }
 
+/// Connection errors that retrying cannot fix: TLS handshake or STARTTLS failures, a login
+/// the server refuses (5xx to AUTH), a username without a password. A refused or timed-out
+/// TCP connection, a 4xx greeting and the like are temporary.
+fn connect_error_is_fatal(e: &crate::mail::MailError) -> bool {
+    use crate::mail::MailError;
+    match e {
+        MailError::Tls(_) | MailError::Secret(_) => true,
+        MailError::Smtp(m) => {
+            let permanent_auth = m.starts_with("AUTH") && !m.contains("timed out") && {
+                // "AUTH: permanent error (535): ..." from lettre.
+                m.contains("permanent") || m.contains(" 5")
+            };
+            let tls = (m.starts_with("TLS handshake") || m.starts_with("STARTTLS"))
+                && !m.contains("timed out");
+            permanent_auth || tls || m.contains("there is no password")
+        }
+        _ => false,
+    }
+}
+
 /// The server's words of an SMTP error: `550 5.1.1 <x>: user unknown`.
 fn server_words(e: &SendError) -> Option<String> {
     let code = e.code?;
@@ -552,6 +605,8 @@ fn classify(cfg: &EngineConfig, job: &Job, e: &SendError, mid: Option<String>) -
     }
 }
 
+// One argument per shared piece of the runner; bundling them would only rename them.
+#[allow(clippy::too_many_arguments)]
 async fn sender_loop(
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
     results: mpsc::UnboundedSender<RowResult>,
@@ -560,6 +615,7 @@ async fn sender_loop(
     cfg: Arc<EngineConfig>,
     halt: Arc<AtomicBool>,
     limiter: Arc<Limiter>,
+    fatal: Arc<std::sync::Mutex<Option<String>>>,
 ) {
     let mut conn: Option<crate::mail::SmtpConnection> = None;
     let mut connect_failures: u32 = 0;
@@ -601,6 +657,24 @@ async fn sender_loop(
                                     Ok((c, _)) => {
                                         connect_failures = 0;
                                         conn = Some(c);
+                                    }
+                                    Err(e) if connect_error_is_fatal(&e) => {
+                                        // Not the recipient's fault and no retry will help:
+                                        // pause the batch, give the job back untried.
+                                        let reason = format!(
+                                            "paused: cannot send through {}:{}: {e}",
+                                            server.host, server.port
+                                        );
+                                        if let Ok(mut f) = fatal.lock() {
+                                            f.get_or_insert(reason);
+                                        }
+                                        halt.store(true, Ordering::SeqCst);
+                                        let _ = results.send(RowResult {
+                                            id: job.id,
+                                            token: job.token.clone(),
+                                            outcome: Outcome::Released,
+                                        });
+                                        continue;
                                     }
                                     Err(e) => {
                                         connect_failures += 1;
@@ -659,7 +733,13 @@ struct WriterCtx {
     events: broadcast::Sender<EngineEvent>,
     halt: Arc<AtomicBool>,
     in_flight: Arc<AtomicI64>,
+    fatal: Arc<std::sync::Mutex<Option<String>>>,
+    stop: watch::Receiver<bool>,
+    claims: Claims,
 }
+
+/// Claims of a runner with rows not yet written: token -> rows outstanding.
+type Claims = Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
 
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
@@ -667,6 +747,7 @@ async fn writer_loop(w: WriterCtx, mut rx: mpsc::UnboundedReceiver<RowResult>) {
     let mut buf: Vec<RowResult> = Vec::new();
     let mut consecutive: u32 = 0;
     let mut last_progress: Option<Instant> = None;
+    let mut write_failures: u32 = 0;
     let mut open = true;
     while open || !buf.is_empty() {
         if open {
@@ -686,15 +767,55 @@ async fn writer_loop(w: WriterCtx, mut rx: mpsc::UnboundedReceiver<RowResult>) {
             continue;
         }
         match w.store.write_results(w.scope, w.batch_id, &buf).await {
-            Ok(_) => {}
+            Ok(_) => write_failures = 0,
             Err(e) => {
-                tracing::error!(batch_id = w.batch_id, error = %e, "cannot write results; retrying");
-                let _ = w.events.send(EngineEvent::Error {
-                    batch_id: w.batch_id,
-                    message: e.to_string(),
-                });
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                write_failures += 1;
+                let message = e.describe();
+                tracing::error!(batch_id = w.batch_id, error = %message, "cannot write results; retrying");
+                if write_failures == 1 || write_failures.is_multiple_of(25) {
+                    let _ = w.events.send(EngineEvent::Error {
+                        batch_id: w.batch_id,
+                        message: format!("cannot record results: {message}"),
+                    });
+                }
+                if !e.is_transient() && write_failures == 1 {
+                    // Disk full, a constraint, a trigger: no new sends until someone looks.
+                    // The results stay in memory and are written as soon as the database
+                    // takes them again.
+                    let reason = format!("paused: cannot record results: {e}");
+                    w.halt.store(true, Ordering::SeqCst);
+                    let _ = w
+                        .store
+                        .transition_batch(w.scope, w.batch_id, BatchStatus::Paused, Some(&reason))
+                        .await;
+                    if let Ok(mut f) = w.fatal.lock() {
+                        f.get_or_insert(reason);
+                    }
+                }
+                // Shutting down with a database that keeps refusing: give up after a few
+                // more tries; the rows stay leased and come back after the lease (their
+                // messages may then go out again: the documented in-flight bound).
+                if *w.stop.borrow() && write_failures > 25 {
+                    tracing::error!(
+                        batch_id = w.batch_id,
+                        rows = buf.len(),
+                        "results not recorded"
+                    );
+                    return;
+                }
+                let backoff = 100u64 << write_failures.min(4);
+                tokio::time::sleep(Duration::from_millis(backoff)).await;
                 continue;
+            }
+        }
+        if let Ok(mut c) = w.claims.lock() {
+            for r in &buf {
+                if let Some(n) = c.get_mut(&r.token) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        c.remove(&r.token);
+                    }
+                }
             }
         }
         let mut last_error = None;

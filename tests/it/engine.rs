@@ -124,7 +124,7 @@ pub(crate) async fn run_once(store: &Store, config: EngineConfig) {
         .unwrap();
 }
 
-async fn logs(store: &Store, f: &Fixture) -> Vec<recalliq::db::EmailLog> {
+pub(crate) async fn logs(store: &Store, f: &Fixture) -> Vec<recalliq::db::EmailLog> {
     store
         .list_email_logs(f.scope, f.batch_id, Page::first(10_000), None)
         .await
@@ -875,5 +875,12 @@ fn batch_cli_and_worker_once() {
         );
         env.run(&["worker", "--once"], None).ok();
         assert_eq!(sink.messages().len(), 2, "a cancelled batch sends nothing");
+        // The re-queued recipient stays pending: shown as unsent, never counted as failed.
+        let shown = env.json(&["batch", "show", &id, "--json"]);
+        assert_eq!(shown["unsent"], 1, "{shown}");
+        assert_eq!(shown["queue"]["pending"], 1, "{shown}");
+        assert_eq!(shown["sent_count"], 2, "{shown}");
+        let human = env.run(&["batch", "show", &id], None);
+        assert!(human.stdout.contains("unsent 1"), "{}", human.stdout);
     });
 }

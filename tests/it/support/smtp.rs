@@ -46,6 +46,14 @@ pub struct SinkConfig {
     pub drop_first_data: usize,
     /// Wait this long before every reply (slow servers, timeouts).
     pub reply_delay: Duration,
+    /// The first N DATA transfers are never answered (the connection stays open, silent):
+    /// a hanging server. Not recorded.
+    pub hang_first_data: usize,
+    /// The first N DATA transfers are recorded (the message was queued) and then the
+    /// connection drops before the reply: the client cannot know, a duplicate follows.
+    pub lose_reply_first_data: usize,
+    /// Listen on this port (0: any free port). To bring a stopped server back on its port.
+    pub port: u16,
 }
 
 /// One accepted message.
@@ -116,7 +124,9 @@ impl SmtpSink {
                 .build()
                 .expect("sink runtime");
             rt.block_on(async move {
-                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
+                let listener = TcpListener::bind(("127.0.0.1", config.port))
+                    .await
+                    .expect("bind sink");
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
                 let tls = (config.starttls || config.implicit_tls).then(acceptor);
                 let config = Arc::new(config);
@@ -167,6 +177,17 @@ impl SmtpSink {
     /// Accepted messages so far, in order.
     pub fn messages(&self) -> Vec<Received> {
         self.state.lock().unwrap().messages.clone()
+    }
+
+    /// Stops the server (its port is free again) and returns every message it accepted.
+    pub fn stop(mut self) -> Vec<Received> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.messages()
     }
 
     /// Connections accepted so far.
@@ -406,10 +427,14 @@ async fn conversation(
                 let l = line.strip_prefix('.').unwrap_or(&line);
                 data.push_str(l);
             }
-            let (drop_it, id) = {
+            let (drop_it, hang, id) = {
                 let mut st = state.lock().unwrap();
                 st.data_count += 1;
-                let drop_it = st.data_count <= config.drop_first_data;
+                let k = st.data_count;
+                let hang = k <= config.hang_first_data;
+                let lose = k > config.hang_first_data
+                    && k <= config.hang_first_data + config.lose_reply_first_data;
+                let drop_it = (k <= config.drop_first_data) || hang;
                 if !drop_it {
                     st.messages.push(Received {
                         mail_from: mail_from.clone().unwrap_or_default(),
@@ -419,8 +444,12 @@ async fn conversation(
                         auth_user: auth_user.clone(),
                     });
                 }
-                (drop_it, st.messages.len())
+                (drop_it || lose, hang, st.messages.len())
             };
+            if hang {
+                // Hold the connection open and say nothing, until the sink stops.
+                std::future::pending::<()>().await;
+            }
             if drop_it {
                 // Vanish without a reply, like a crashed server.
                 return Ok(Next::Quit);
