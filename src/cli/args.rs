@@ -5,6 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use super::ops_args::{
+    AuditCommand, CompletionsArgs, DoctorArgs, MaintenanceCommand, StatsCommand,
+};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "recalliq",
@@ -68,10 +72,21 @@ pub enum Command {
     Batch(BatchCommand),
     /// Email logs: export and tail (not available yet)
     Logs(Pending),
-    /// Reports (not available yet)
-    Stats(Pending),
-    /// Maintenance: clean-logs, reset-usage (not available yet)
-    Maintenance(Pending),
+    /// Reports: tenants, batches, activity by date, groups (tables, --json or --csv)
+    #[command(subcommand)]
+    Stats(StatsCommand),
+    /// Maintenance: reset-usage (monthly), recount-usage
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
+    /// The audit log: logins and writes
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Check the installation: database, schema, key file, SMTP servers, clock
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish)
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `recalliq man > /usr/local/share/man/man1/recalliq.1`
+    Man,
 }
 
 /// Arguments of a subcommand that this version does not implement yet.

@@ -15,6 +15,16 @@ use crate::domain::{Role, TenantPlan};
 /// Runs the parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> CliResult<u8> {
     let config = Config::load(cli.database_url.as_deref(), cli.config.as_deref())?;
+    let audit = super::ops_audit::CliAudit::of(&cli);
+    let result = dispatch(cli, &config).await;
+    if let Some(audit) = audit {
+        audit.record(&config, &result).await;
+    }
+    result
+}
+
+async fn dispatch(cli: Cli, config: &Config) -> CliResult<u8> {
+    let config = config.clone();
     match cli.command {
         None => {
             let store = open(&config).await?;
@@ -72,8 +82,14 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
         Some(Command::Smtp(cmd)) => super::mail_commands::smtp_command(&config, cmd).await,
         Some(Command::Batch(cmd)) => super::batch_commands::batch_command(&config, cmd).await,
         Some(Command::Logs(_)) => Err(pending("logs", 7)),
-        Some(Command::Stats(_)) => Err(pending("stats", 8)),
-        Some(Command::Maintenance(_)) => Err(pending("maintenance", 8)),
+        Some(Command::Stats(cmd)) => super::ops_commands::stats(&open(&config).await?, cmd).await,
+        Some(Command::Maintenance(cmd)) => {
+            super::ops_commands::maintenance(&open(&config).await?, cmd).await
+        }
+        Some(Command::Audit(cmd)) => super::ops_commands::audit(&open(&config).await?, cmd).await,
+        Some(Command::Doctor(args)) => super::ops_commands::doctor(&config, args).await,
+        Some(Command::Completions(args)) => super::ops_commands::completions(args),
+        Some(Command::Man) => super::ops_commands::man(),
     }
 }
 

@@ -7,6 +7,9 @@ mod batch_commands;
 mod commands;
 mod contacts;
 mod mail_commands;
+mod ops_args;
+mod ops_audit;
+mod ops_commands;
 mod output;
 
 pub use args::Cli;

@@ -36,10 +36,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0004_engine_queue.sql"),
         postgres: include_str!("../../migrations/postgres/0004_engine_queue.sql"),
     },
+    Migration {
+        version: 6,
+        name: "auditlog",
+        sqlite: include_str!("../../migrations/sqlite/0006_auditlog.sql"),
+        postgres: include_str!("../../migrations/postgres/0006_auditlog.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 4;
+pub const LATEST_VERSION: i64 = 6;
 
 const CREATE_TRACKING: &str = "CREATE TABLE IF NOT EXISTS recalliq_schema_migrations (
     version BIGINT PRIMARY KEY,

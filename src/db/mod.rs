@@ -2,6 +2,7 @@
 //! both. Every query that touches tenant-owned rows takes a `TenantScope`, so a call that
 //! reads or writes another tenant's data cannot be written (see `scope.rs`).
 
+mod audit;
 mod batches;
 mod engine;
 mod groups;
@@ -9,11 +10,16 @@ mod logs;
 mod migrate;
 mod scope;
 mod smtp;
+mod stats;
 mod suppression;
 mod templates;
 mod tenants;
 mod users;
 
+pub use audit::{
+    ACTION_LOGIN, AuditFilter, AuditRecord, Interface, OUTCOME_DENIED, OUTCOME_FAILED, OUTCOME_OK,
+    origin, origin_from, set_interface,
+};
 pub use batches::{Batch, BatchGroup, NewBatch};
 pub use engine::{Claim, ClaimedRow, Outcome, QueueCounts, RowResult, WriteCounts};
 pub use groups::{Contact, Group, GroupCounts, ImportCounts, NewContact};
@@ -21,6 +27,10 @@ pub use logs::{EmailLog, ExecutionLog, NewEmailLog};
 pub use migrate::{LATEST_VERSION, MigrationReport};
 pub use scope::{Actor, AllTenants, TenantScope};
 pub use smtp::{OutboxSettings, Security, SmtpServer, SmtpSettings};
+pub use stats::{
+    ActivityDay, BatchPerformance, BatchProgress, GroupEmailCount, TenantStats, UsageChange,
+    percent,
+};
 pub use suppression::{
     REASON_BOUNCED, REASON_IMPORT, REASON_MANUAL, REASON_UNSUBSCRIBED, Suppression,
 };

@@ -17,6 +17,7 @@ use ratatui::widgets::{Block, Paragraph};
 use super::Options;
 use super::event::{AppEvent, ExternalEvent};
 use super::keymap::{COMMANDS, Cmd, CommandSpec, KeyMap, ScreenId, Where};
+use super::screens::audit::Audit;
 use super::screens::dashboard::Dashboard;
 use super::screens::groups::{Contacts, Groups};
 use super::screens::login::{Login, LoginOutcome};
@@ -70,6 +71,8 @@ pub enum Pending {
     DiscardEdits,
     /// Groups, contacts, suppression: handled in `app/groups_ops.rs`.
     More(groups_ops::MorePending),
+    /// Maintenance tasks: handled in `app/ops.rs`.
+    Ops(ops::OpsPending),
 }
 
 /// The modal on top of a screen, if any.
@@ -90,6 +93,7 @@ pub enum Popup {
 }
 
 mod groups_ops;
+mod ops;
 
 pub struct App {
     pub store: Store,
@@ -111,6 +115,7 @@ pub struct App {
     pub groups: Groups,
     pub contacts: Contacts,
     pub suppressions: Suppressions,
+    pub audit: Audit,
     pub popup: Option<Popup>,
     /// The `/` filter line is being edited.
     pub filtering: bool,
@@ -174,6 +179,7 @@ impl App {
             groups: Groups::default(),
             contacts: Contacts::default(),
             suppressions: Suppressions::default(),
+            audit: Audit::default(),
             popup: None,
             filtering: false,
             toast: None,
@@ -236,6 +242,7 @@ impl App {
         self.groups.set_area(body);
         self.contacts.set_area(body);
         self.suppressions.set_area(body);
+        self.audit.set_area(body);
     }
 
     /// Periodic housekeeping: expire the toast, count down a login delay. Marks the app
@@ -383,6 +390,7 @@ impl App {
                             ScreenId::Groups => self.groups.table.offset,
                             ScreenId::Contacts => self.contacts.table.offset,
                             ScreenId::Suppression => self.suppressions.table.offset,
+                            ScreenId::Audit => self.audit.table.offset,
                             _ => self.users.table.offset,
                         };
                         let target = table + (ev.row - first) as usize;
@@ -407,6 +415,7 @@ impl App {
             ScreenId::Groups => self.groups.table.selected,
             ScreenId::Contacts => self.contacts.table.selected,
             ScreenId::Suppression => self.suppressions.table.selected,
+            ScreenId::Audit => self.audit.table.selected,
         }
     }
 
@@ -453,6 +462,12 @@ impl App {
                     || self.session.as_ref().is_some_and(|x| {
                         allowed(x.actor.role, crate::domain::permissions::Action::ManageSmtp)
                             .is_ok()
+                    })
+            })
+            .filter(|s| {
+                *s != ScreenId::Audit
+                    || self.session.as_ref().is_some_and(|x| {
+                        allowed(x.actor.role, crate::domain::permissions::Action::ViewAudit).is_ok()
                     })
             })
             .collect()
@@ -536,6 +551,8 @@ impl App {
                     ScreenId::Contacts => self.contacts.table.home(),
                     ScreenId::Suppression if end => self.suppressions.table.end(),
                     ScreenId::Suppression => self.suppressions.table.home(),
+                    ScreenId::Audit if end => self.audit.table.end(),
+                    ScreenId::Audit => self.audit.table.home(),
                 }
                 self.load(self.screen).await;
             }
@@ -614,6 +631,11 @@ impl App {
             Cmd::Copy | Cmd::Move => self.ask_target(spec.cmd == Cmd::Move).await,
             Cmd::Export => self.ask_export(),
             Cmd::Import => self.open_import(),
+            Cmd::GotoAudit => {
+                self.goto(ScreenId::Audit).await;
+            }
+            Cmd::ResetUsage => self.ask_maintenance(ops::OpsPending::ResetUsage),
+            Cmd::RecountUsage => self.ask_maintenance(ops::OpsPending::RecountUsage),
             Cmd::Logout => {
                 self.editor = None;
                 let name = self.session.take().map(|s| s.user.username);
@@ -720,10 +742,14 @@ impl App {
                 Ok(t) => {
                     let text = format!("template {} saved", t.name);
                     tracing::info!("{text}");
+                    self.audit_write("tui save-template", Ok(&text)).await;
                     self.info(text);
                 }
                 Err(e) => {
                     ed.message = Some(format!("not saved: {e}"));
+                    let name = ed.template.name.clone();
+                    self.audit_write("tui save-template", Err(&format!("{name}: {e}")))
+                        .await;
                 }
             },
             Cmd::NextField => ed.focus_next(1),
@@ -772,6 +798,7 @@ impl App {
             ScreenId::Groups => self.groups.table.page(),
             ScreenId::Contacts => self.contacts.table.page(),
             ScreenId::Suppression => self.suppressions.table.page(),
+            ScreenId::Audit => self.audit.table.page(),
             _ => self.users.table.page(),
         }
     }
@@ -785,6 +812,7 @@ impl App {
             ScreenId::Groups => self.groups.table.move_by(delta),
             ScreenId::Contacts => self.contacts.table.move_by(delta),
             ScreenId::Suppression => self.suppressions.table.move_by(delta),
+            ScreenId::Audit => self.audit.table.move_by(delta),
         }
         self.load(self.screen).await;
     }
@@ -794,11 +822,15 @@ impl App {
         let contacts_open = screen == ScreenId::Contacts && self.contacts.group.is_some();
         if !contacts_open && !self.screens().contains(&screen) {
             let role = self.session.as_ref().map(|s| s.actor.role);
-            let reason =
-                match role.map(|r| allowed(r, crate::domain::permissions::Action::ManageTenants)) {
-                    Some(Err(d)) => d.to_string(),
-                    _ => format!("{} is not available", screen.title()),
-                };
+            let needs = match screen {
+                ScreenId::Audit => crate::domain::permissions::Action::ViewAudit,
+                ScreenId::Smtp => crate::domain::permissions::Action::ManageSmtp,
+                _ => crate::domain::permissions::Action::ManageTenants,
+            };
+            let reason = match role.map(|r| allowed(r, needs)) {
+                Some(Err(d)) => d.to_string(),
+                _ => format!("{} is not available", screen.title()),
+            };
             self.deny(reason);
             return false;
         }
@@ -812,6 +844,7 @@ impl App {
             ScreenId::Groups => self.groups.table.recount(),
             ScreenId::Contacts => self.contacts.table.recount(),
             ScreenId::Suppression => self.suppressions.table.recount(),
+            ScreenId::Audit => self.audit.table.recount(),
         }
         self.load(screen).await;
         true
@@ -827,6 +860,7 @@ impl App {
             ScreenId::Groups => self.groups.table.search().is_some(),
             ScreenId::Contacts => self.contacts.table.search().is_some(),
             ScreenId::Suppression => self.suppressions.table.search().is_some(),
+            ScreenId::Audit => self.audit.table.search().is_some(),
         };
         if has_filter {
             self.edit_filter(|f| f.clear());
@@ -865,6 +899,10 @@ impl App {
             ScreenId::Suppression => {
                 change(&mut self.suppressions.table.filter);
                 self.suppressions.table.reset();
+            }
+            ScreenId::Audit => {
+                change(&mut self.audit.table.filter);
+                self.audit.table.reset();
             }
         }
     }
@@ -1055,6 +1093,7 @@ impl App {
         let Some(session) = self.session.clone() else {
             return;
         };
+        let action = ops::action_name(&pending);
         let result = match pending {
             Pending::DiscardEdits => {
                 self.close_editor().await;
@@ -1107,7 +1146,12 @@ impl App {
                     })
             }
             Pending::More(p) => self.confirmed_more(&session, p).await,
+            Pending::Ops(p) => self.confirmed_ops(p).await,
         };
+        match &result {
+            Ok((_, text)) => self.audit_write(&action, Ok(text)).await,
+            Err(e) => self.audit_write(&action, Err(&e.to_string())).await,
+        }
         match result {
             Ok((screen, text)) => {
                 tracing::info!("{text}");
@@ -1124,6 +1168,28 @@ impl App {
             return Ok(());
         };
         let store = self.store.clone();
+        let action = ops::action_name(&form.purpose);
+        let outcome = self.submit_form_inner(&session, &store, form).await;
+        match &outcome {
+            Ok((_, text)) => self.audit_write(&action, Ok(text)).await,
+            Err(e) => self.audit_write(&action, Err(&e.to_string())).await,
+        }
+        let (screen, text) = outcome?;
+        tracing::info!("{text}");
+        self.info(text);
+        self.invalidate(screen);
+        self.queue.push_back(AppEvent::Reload(screen));
+        Ok(())
+    }
+
+    async fn submit_form_inner(
+        &mut self,
+        session: &Session,
+        store: &Store,
+        form: &Form<FormPurpose>,
+    ) -> Result<(ScreenId, String), DbError> {
+        let session = session.clone();
+        let store = store.clone();
         let (screen, text) = match &form.purpose {
             FormPurpose::NewTenant => {
                 let t = tenants::create(&store, &session, form).await?;
@@ -1176,11 +1242,7 @@ impl App {
             }
             FormPurpose::More(p) => self.submit_more(&session, p, form).await?,
         };
-        tracing::info!("{text}");
-        self.info(text);
-        self.invalidate(screen);
-        self.queue.push_back(AppEvent::Reload(screen));
-        Ok(())
+        Ok((screen, text))
     }
 
     async fn filter_key(&mut self, key: KeyEvent) {
@@ -1220,6 +1282,7 @@ impl App {
             ScreenId::Groups => self.groups.table.invalidate(),
             ScreenId::Contacts => self.contacts.table.invalidate(),
             ScreenId::Suppression => self.suppressions.table.invalidate(),
+            ScreenId::Audit => self.audit.table.invalidate(),
         }
     }
 
@@ -1227,9 +1290,7 @@ impl App {
     async fn load(&mut self, screen: ScreenId) {
         let Some(session) = &self.session else { return };
         let result = match screen {
-            ScreenId::Dashboard => Dashboard::load(&self.store, session)
-                .await
-                .map(|d| self.dashboard = d),
+            ScreenId::Dashboard => self.dashboard.load(&self.store, session).await,
             ScreenId::Tenants => self.tenants.load(&self.store, session).await,
             ScreenId::Users => self.users.load(&self.store, session).await,
             ScreenId::Templates => self.templates.load(&self.store, session).await,
@@ -1238,6 +1299,7 @@ impl App {
             ScreenId::Groups => self.groups.load(&self.store, session).await,
             ScreenId::Contacts => self.contacts.load(&self.store, session).await,
             ScreenId::Suppression => self.suppressions.load(&self.store, session).await,
+            ScreenId::Audit => self.audit.load(&self.store, session).await,
         };
         if let Err(e) = result {
             tracing::error!("loading {}: {e}", screen.title());
@@ -1331,6 +1393,7 @@ impl App {
             ScreenId::Groups => self.groups.draw(frame, body, &self.theme),
             ScreenId::Contacts => self.contacts.draw(frame, body, &self.theme),
             ScreenId::Suppression => self.suppressions.draw(frame, body, &self.theme),
+            ScreenId::Audit => self.audit.draw(frame, body, &self.theme),
         }
         self.draw_status(frame, status);
         self.draw_footer(frame, footer);
@@ -1406,6 +1469,7 @@ impl App {
                 ScreenId::Groups => &self.groups.table.filter,
                 ScreenId::Contacts => &self.contacts.table.filter,
                 ScreenId::Suppression => &self.suppressions.table.filter,
+                ScreenId::Audit => &self.audit.table.filter,
                 _ => &self.users.table.filter,
             };
             frame.render_widget(
@@ -1458,7 +1522,9 @@ impl App {
 }
 
 fn tab_label(i: usize, s: ScreenId) -> String {
-    format!(" {} {} ", i + 1, s.title())
+    // The audit log is tab 0 (its key), whatever its position.
+    let n = if s == ScreenId::Audit { 0 } else { i + 1 };
+    format!(" {n} {} ", s.title())
 }
 
 fn draw_report(

@@ -24,10 +24,12 @@ pub enum ScreenId {
     Smtp,
     /// The template editor (opened from Templates; not a tab).
     Editor,
+    /// The audit log (tab `0`).
+    Audit,
 }
 
 impl ScreenId {
-    pub const ALL: [ScreenId; 7] = [
+    pub const ALL: [ScreenId; 8] = [
         ScreenId::Dashboard,
         ScreenId::Tenants,
         ScreenId::Users,
@@ -35,6 +37,7 @@ impl ScreenId {
         ScreenId::Suppression,
         ScreenId::Templates,
         ScreenId::Smtp,
+        ScreenId::Audit,
     ];
 
     pub fn title(self) -> &'static str {
@@ -48,6 +51,7 @@ impl ScreenId {
             ScreenId::Templates => "Templates",
             ScreenId::Smtp => "SMTP",
             ScreenId::Editor => "Editor",
+            ScreenId::Audit => "Audit",
         }
     }
 }
@@ -105,6 +109,9 @@ pub enum Cmd {
     CloseEditor,
     GotoSmtp,
     TestConnection,
+    GotoAudit,
+    ResetUsage,
+    RecountUsage,
 }
 
 /// Where a command applies.
@@ -572,6 +579,36 @@ pub const COMMANDS: &[CommandSpec] = &[
             Only(Smtp),
         )
     }),
+    CommandSpec {
+        needs: Some(Perm::ViewAudit),
+        ..spec(
+            Cmd::GotoAudit,
+            "audit",
+            &["0"],
+            "go to the audit log",
+            Everywhere,
+        )
+    },
+    writes(
+        spec(
+            Cmd::ResetUsage,
+            "reset-usage",
+            &[],
+            "maintenance: reset monthly usage counters",
+            Everywhere,
+        ),
+        Perm::Maintenance,
+    ),
+    writes(
+        spec(
+            Cmd::RecountUsage,
+            "recount-usage",
+            &[],
+            "maintenance: recount this month's usage",
+            Everywhere,
+        ),
+        Perm::Maintenance,
+    ),
 ];
 
 impl CommandSpec {

@@ -72,6 +72,7 @@ pub async fn run_app(
     login: Option<(User, Actor)>,
 ) -> color_eyre::Result<()> {
     let _log_guard = init_logging(&opts);
+    crate::db::set_interface(crate::db::Interface::Tui);
     let (tx, rx) = tokio::sync::mpsc::channel::<ExternalEvent>(64);
     let mut app = App::new(store, opts.clone());
     app.events = Some(tx);
@@ -124,7 +125,10 @@ async fn event_loop(
                 Some(Err(e)) => return Err(e.into()),
                 None => return Ok("input closed"),
             },
-            _ = tick.tick() => app.tick(Instant::now()),
+            _ = tick.tick() => {
+                app.tick(Instant::now());
+                app.poll_dashboard(Instant::now()).await;
+            }
             Some(ev) = external.recv() => app.handle_external(ev).await,
             _ = sigterm.recv() => return Ok("SIGTERM"),
             _ = sighup.recv() => return Ok("SIGHUP"),
