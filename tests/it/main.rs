@@ -9,6 +9,7 @@ mod cli;
 mod contacts;
 mod demo;
 mod engine;
+mod ops;
 mod store;
 mod templates;
 mod tui;
