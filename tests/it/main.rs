@@ -14,4 +14,5 @@ mod store;
 mod templates;
 mod tui;
 mod tui_groups;
+mod tui_ops;
 mod tui_templates;

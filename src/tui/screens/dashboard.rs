@@ -113,7 +113,7 @@ impl Dashboard {
         }
         self.draw_running(frame, running, theme);
         let [chart, perf] = if bottom.width >= 100 {
-            Layout::horizontal([Constraint::Length(64), Constraint::Fill(1)]).areas(bottom)
+            Layout::horizontal([Constraint::Fill(1), Constraint::Fill(1)]).areas(bottom)
         } else {
             Layout::vertical([Constraint::Fill(1), Constraint::Fill(1)]).areas(bottom)
         };
@@ -283,15 +283,17 @@ impl Dashboard {
             })
             .collect();
         let n = bars.len().max(1) as u16;
-        let width = ((chart.width.saturating_sub(n - 1)) / n).clamp(1, 3);
+        // Bars one column apart when there is room, side by side when not.
+        let gap = u16::from(chart.width + 1 >= 2 * n);
+        let width = ((chart.width + gap) / n).saturating_sub(gap).clamp(1, 3);
         frame.render_widget(
             BarChart::default()
                 .data(BarGroup::default().bars(&bars))
                 .bar_width(width)
-                .bar_gap(1),
+                .bar_gap(gap),
             chart,
         );
-        let span = (width + 1) * n;
+        let span = ((width + gap) * n).min(axis.width);
         let left = format!("-{}d", ACTIVITY_DAYS - 1);
         let right = format!("today · {sent} sent, {failed} failed");
         let pad = (span as usize).saturating_sub(left.len() + right.chars().count());
