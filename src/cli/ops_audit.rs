@@ -110,9 +110,7 @@ impl CliAudit {
                 batch_id = values.first().and_then(|v| v.parse().ok());
             }
             let flag = name.replace('_', "-");
-            if joined == "true" {
-                target.push(format!("--{flag}"));
-            } else if values.is_empty() {
+            if joined == "true" || values.is_empty() {
                 target.push(format!("--{flag}"));
             } else {
                 target.push(format!("{flag}={joined}"));

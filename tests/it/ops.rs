@@ -952,3 +952,39 @@ fn completions_and_man_page_come_from_the_cli_definition() {
     env.run(&["completions", "tcsh"], None)
         .fails_with(2, "invalid value");
 }
+
+#[test]
+fn systemd_unit_runs_the_worker_and_verifies() {
+    let unit = include_str!("../../assets/systemd/recalliq-worker.service");
+    assert!(unit.contains("\nExecStart=/usr/local/bin/recalliq worker\n"));
+    assert!(unit.contains("KillSignal=SIGTERM"));
+    // systemd's own checker, when this machine has it, on a copy pointing at the built binary.
+    let Ok(out) = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!("NOTICE: systemd-analyze not installed; unit syntax not verified");
+        return;
+    };
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let copy = unit
+        .replace("/usr/local/bin/recalliq", env!("CARGO_BIN_EXE_recalliq"))
+        .replace("Documentation=man:recalliq(1)\n", "");
+    let path = dir.path().join("recalliq-worker.service");
+    std::fs::write(&path, copy).unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let problems: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("recalliq-worker.service"))
+        // The service user does not exist on a build machine.
+        .filter(|l| !l.contains("User") && !l.contains("Group"))
+        .collect();
+    assert!(problems.is_empty(), "systemd-analyze: {text}");
+}
