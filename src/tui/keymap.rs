@@ -592,7 +592,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     writes(
         spec(
             Cmd::ResetUsage,
-            "reset-usage",
+            "maintenance-reset-usage",
             &[],
             "maintenance: reset monthly usage counters",
             Everywhere,
@@ -602,7 +602,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     writes(
         spec(
             Cmd::RecountUsage,
-            "recount-usage",
+            "maintenance-recount-usage",
             &[],
             "maintenance: recount this month's usage",
             Everywhere,
