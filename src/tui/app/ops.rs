@@ -102,7 +102,7 @@ impl App {
     }
 
     /// Called on every tick: while the dashboard is visible (and no popup is open) reloads
-    /// its live part every second and everything every 15 s. Returns whether it reloaded.
+    /// its live part every second and everything every 60 s. Returns whether it reloaded.
     pub async fn poll_dashboard(&mut self, now: Instant) -> bool {
         if self.screen != ScreenId::Dashboard || self.popup.is_some() {
             return false;

@@ -3,7 +3,7 @@
 //! days as a bar chart with the success rate, and "Batch Performance" of the latest
 //! batches. A super admin without a tenant sees every tenant; everyone else the tenant in
 //! view. While the dashboard is visible the app polls it (`live_due`): the live part every
-//! second, everything every 15 s.
+//! second, everything every 60 s.
 
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ pub const ACTIVITY_DAYS: i64 = 30;
 /// Batches in the performance table.
 const PERFORMANCE_ROWS: i64 = 20;
 const LIVE_EVERY: Duration = Duration::from_secs(1);
-const FULL_EVERY: Duration = Duration::from_secs(15);
+const FULL_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Default)]
 pub struct Dashboard {
