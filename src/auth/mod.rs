@@ -35,12 +35,31 @@ const DUMMY_HASH: &str =
     "pbkdf2_sha256$1000000$recalliqdummysalt0000$0c8H5qM7e2m1Ue6ZpV1kQk2H4u0Gm8v0dXr2o3Nq1aU=";
 
 /// Checks a username and password and the login rules; on success returns the user and
-/// their actor. Does not record the login (see `Store::touch_last_login`).
+/// their actor. Every attempt, successful or not, is written to the audit log
+/// (`recalliq_auditlog`, action `login`); `last_login` is not touched (see
+/// `Store::touch_last_login`).
 pub async fn authenticate(
     store: &Store,
     username: &str,
     password: &str,
 ) -> Result<(User, Actor), LoginError> {
+    let result = check(store, username, password).await;
+    match &result {
+        Ok((user, actor)) => {
+            store
+                .audit_login(&user.username, Some(user.id), actor.tenant_id, Ok(()))
+                .await
+        }
+        Err(e) => {
+            store
+                .audit_login(username, None, None, Err(&e.to_string()))
+                .await
+        }
+    }
+    result
+}
+
+async fn check(store: &Store, username: &str, password: &str) -> Result<(User, Actor), LoginError> {
     let Some(user) = store.find_login_user(username).await? else {
         let _ = verify_blocking(password.to_string(), DUMMY_HASH.to_string()).await;
         return Err(LoginError::WrongCredentials);

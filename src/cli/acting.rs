@@ -29,7 +29,11 @@ pub fn required(cmd: &Command) -> Option<Action> {
     use Action::*;
     Some(match cmd {
         Command::Migrate(_) | Command::Demo(_) | Command::Worker(_) => return None,
-        Command::Maintenance(_) | Command::Backup(_) | Command::Restore(_) => return None,
+        Command::Maintenance(_) | Command::Backup(_) | Command::Restore(_) | Command::Doctor(_) => {
+            return None;
+        }
+        Command::Audit(_) => ViewAudit,
+        Command::Completions(_) | Command::Man => View,
         // Reports from receivers and the public endpoint concern every tenant.
         Command::Bounces(super::bounce_commands::BouncesCommand::Ingest { .. })
         | Command::Unsubscribe(_) => return None,

@@ -5,6 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use super::ops_args::{
+    AuditCommand, CompletionsArgs, DoctorArgs, MaintenanceCommand, StatsCommand,
+};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "recalliq",
@@ -86,21 +90,25 @@ pub enum Command {
     /// DKIM keys of sender domains and the DNS records to publish (SPF, DKIM, DMARC)
     #[command(subcommand)]
     Dkim(super::dkim_commands::DkimCommand),
-    /// Reports (not available yet)
-    Stats(Pending),
-    /// Maintenance of a live database: clean-logs
+    /// Encrypted, consistent backup of the database (`backup --to FILE`, `backup verify FILE`)
+    Backup(super::data_args::BackupArgs),
+    /// Restore an encrypted backup into a database
+    Restore(super::data_args::RestoreArgs),
+    /// Reports: tenants, batches, activity by date, groups (tables, --json or --csv)
+    #[command(subcommand)]
+    Stats(StatsCommand),
+    /// Maintenance: clean-logs, reset-usage (monthly), recount-usage
     #[command(subcommand)]
     Maintenance(MaintenanceCommand),
-    /// Encrypted, consistent backup of the database (`backup --to FILE`, `backup verify FILE`)
-    Backup(super::ops_args::BackupArgs),
-    /// Restore an encrypted backup into a database
-    Restore(super::ops_args::RestoreArgs),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum MaintenanceCommand {
-    /// Delete email logs and batch execution logs older than each tenant's retention, in small chunks
-    CleanLogs(super::ops_args::CleanLogsArgs),
+    /// The audit log: logins and writes
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Check the installation: database, schema, key file, SMTP servers, clock
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish)
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `recalliq man > /usr/local/share/man/man1/recalliq.1`
+    Man,
 }
 
 /// Arguments of a subcommand that this version does not implement yet.
@@ -315,9 +323,9 @@ pub enum TenantCommand {
     #[command(subcommand)]
     Sender(SenderCommand),
     /// Remove a tenant and everything it owns, after a typed confirmation
-    Purge(super::ops_args::PurgeArgs),
+    Purge(super::data_args::PurgeArgs),
     /// Show or set how long the tenant's logs are kept (clean-logs applies it)
-    Retention(super::ops_args::RetentionArgs),
+    Retention(super::data_args::RetentionArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,6 +18,16 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
     // The shell acts as the system actor: with row-level security on, its connections
     // explicitly bypass the policies (code paths still take their tenant's scope).
     crate::db::rls::set_default_bypass(&Actor::system().all_tenants()?);
+    let audit = super::ops_audit::CliAudit::of(&cli);
+    let result = dispatch(cli, &config).await;
+    if let Some(audit) = audit {
+        audit.record(&config, &result).await;
+    }
+    result
+}
+
+async fn dispatch(cli: Cli, config: &Config) -> CliResult<u8> {
+    let config = config.clone();
     if let (Some(user), Some(cmd)) = (&cli.as_user, &cli.command) {
         let store = open(&config).await?;
         super::acting::establish(&store, user, cmd).await?;
@@ -35,8 +45,12 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
             let store = Store::connect(&config.database_url).await?;
             let report = store.migrate().await?;
             if args.row_level_security || args.no_row_level_security {
-                super::ops_commands::row_level_security(&store, args.row_level_security, args.json)
-                    .await?;
+                super::data_commands::row_level_security(
+                    &store,
+                    args.row_level_security,
+                    args.json,
+                )
+                .await?;
             }
             if args.json {
                 print_json(&report);
@@ -89,19 +103,17 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
             super::bounce_commands::unsubscribe_command(&config, cmd).await
         }
         Some(Command::Dkim(cmd)) => super::dkim_commands::dkim_command(&config, cmd).await,
-        Some(Command::Stats(_)) => Err(pending("stats", 8)),
+        Some(Command::Backup(args)) => super::data_commands::backup_command(&config, args).await,
+        Some(Command::Restore(args)) => super::data_commands::restore_command(&config, args).await,
+        Some(Command::Stats(cmd)) => super::ops_commands::stats(&open(&config).await?, cmd).await,
         Some(Command::Maintenance(cmd)) => {
-            super::ops_commands::maintenance_command(&config, cmd).await
+            super::ops_commands::maintenance(&open(&config).await?, cmd).await
         }
-        Some(Command::Backup(args)) => super::ops_commands::backup_command(&config, args).await,
-        Some(Command::Restore(args)) => super::ops_commands::restore_command(&config, args).await,
+        Some(Command::Audit(cmd)) => super::ops_commands::audit(&open(&config).await?, cmd).await,
+        Some(Command::Doctor(args)) => super::ops_commands::doctor(&config, args).await,
+        Some(Command::Completions(args)) => super::ops_commands::completions(args),
+        Some(Command::Man) => super::ops_commands::man(),
     }
-}
-
-fn pending(name: &str, issue: u32) -> CliError {
-    CliError::usage(format!(
-        "`recalliq {name}` is not available in this version yet (tracked in issue #{issue})"
-    ))
 }
 
 /// Opens the configured database. The embedded SQLite database is migrated on the spot;
@@ -303,9 +315,9 @@ async fn tenant_command(config: &Config, cmd: TenantCommand) -> CliResult<u8> {
             Ok(0)
         }
         TenantCommand::Sender(cmd) => super::contacts::sender_command(&store, cmd).await,
-        TenantCommand::Purge(args) => super::ops_commands::purge_command(config, args).await,
+        TenantCommand::Purge(args) => super::data_commands::purge_command(config, args).await,
         TenantCommand::Retention(args) => {
-            super::ops_commands::retention_command(config, args).await
+            super::data_commands::retention_command(config, args).await
         }
         TenantCommand::Show { domain, json } => {
             let t = tenant_by_domain(&store, &domain).await?;

@@ -8,10 +8,13 @@ mod batch_commands;
 mod bounce_commands;
 mod commands;
 mod contacts;
+mod data_args;
+mod data_commands;
 mod dkim_commands;
 mod logs_command;
 mod mail_commands;
 mod ops_args;
+mod ops_audit;
 mod ops_commands;
 mod output;
 

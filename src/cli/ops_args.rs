@@ -1,102 +1,114 @@
-//! clap definitions of the data-protection commands: backup, restore, maintenance
-//! clean-logs, tenant purge and retention. Flag names are interface.
+//! clap definitions of the operations subcommands: `stats`, `maintenance`, `audit`,
+//! `doctor`, `completions`, `man`. Kept apart from `args.rs` so branches that add other
+//! subcommands merge cleanly; `args.rs` only names them.
 
-use std::path::PathBuf;
+use clap::{Args, Subcommand, ValueEnum};
 
-use clap::{Args, Subcommand};
-
-/// `recalliq backup --to FILE` or `recalliq backup verify FILE`.
-#[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
-pub struct BackupArgs {
-    /// Write the encrypted backup to FILE (replaced atomically)
-    #[arg(long, value_name = "FILE")]
-    pub to: Option<PathBuf>,
-    #[command(flatten)]
-    pub key: KeyArgs,
-    /// Print the manifest as JSON
-    #[arg(long)]
+/// How a report is printed.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct OutputArgs {
+    /// Print JSON instead of a table
+    #[arg(long, conflicts_with = "csv")]
     pub json: bool,
-    #[command(subcommand)]
-    pub command: Option<BackupCommand>,
+    /// Print CSV (with a header line) instead of a table
+    #[arg(long)]
+    pub csv: bool,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum BackupCommand {
-    /// Restore FILE into a temporary database and compare it with its manifest
-    Verify {
-        file: PathBuf,
+pub enum StatsCommand {
+    /// Every active tenant: quota use and counts of users, groups, templates, batches
+    Tenants {
         #[command(flatten)]
-        key: KeyArgs,
+        out: OutputArgs,
+    },
+    /// A tenant's batches, newest first: sent, failed, success rate, duration
+    Batches {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        /// At most this many batches
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        limit: i64,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Emails per day of sending (sent_at) with success rate, newest day first
+    Activity {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        /// First day (YYYY-MM-DD, UTC) or instant (RFC 3339); default: 29 days before --to
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// Last day, inclusive (YYYY-MM-DD, UTC) or instant (RFC 3339); default: now
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// A tenant's active groups with their total and active contacts, largest first
+    Groups {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+}
+
+/// Maintenance tasks of the spec ("Database Maintenance").
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCommand {
+    /// Monthly counter reset: emails_sent_this_month = 0 for every tenant not created this month
+    ResetUsage {
+        /// Do not ask for confirmation
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Recompute emails_sent_this_month from the batches completed this month
+    RecountUsage {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete email logs and batch execution logs older than each tenant's retention, in small chunks
+    CleanLogs(super::data_args::CleanLogsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Audit log entries, newest first: logins and writes, who, which tenant, from where
+    List {
+        /// Only this tenant's entries
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: Option<String>,
+        /// Only entries whose actor, action, target, outcome or origin contains TEXT
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
+        /// At most this many entries
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: i64,
         #[arg(long)]
         json: bool,
     },
 }
 
-/// The backup key: separate from the SMTP key.
-#[derive(Debug, Args, Clone)]
-pub struct KeyArgs {
-    /// Key file (base64 of 32 bytes, mode 0600; created by a backup when missing). Default:
-    /// RECALLIQ_BACKUP_PASSPHRASE, else RECALLIQ_BACKUP_KEY, else backup.key in the config directory
-    #[arg(long, value_name = "PATH")]
-    pub key_file: Option<PathBuf>,
-}
-
 #[derive(Debug, Args)]
-pub struct RestoreArgs {
-    /// The encrypted backup
-    #[arg(long, value_name = "FILE")]
-    pub from: PathBuf,
-    /// The database to restore into (sqlite://PATH or postgres://USER@HOST/DB)
-    #[arg(long, value_name = "URL")]
-    pub to: String,
-    /// Overwrite a database that is not empty
-    #[arg(long)]
-    pub force: bool,
-    #[command(flatten)]
-    pub key: KeyArgs,
+pub struct DoctorArgs {
+    /// Seconds to wait for each SMTP server's greeting
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    pub timeout: u64,
     #[arg(long)]
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct CleanLogsArgs {
-    /// Keep email logs this many days (tenants with their own retention keep theirs)
-    #[arg(long, value_name = "DAYS", default_value_t = crate::db::DEFAULT_EMAIL_LOGS_DAYS)]
-    pub email_logs_days: i32,
-    /// Keep batch execution logs this many days (tenants with their own retention keep theirs)
-    #[arg(long, value_name = "DAYS", default_value_t = crate::db::DEFAULT_BATCH_LOGS_DAYS)]
-    pub batch_logs_days: i32,
-    /// Only count what would be deleted
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Rows deleted per statement (short transactions on a live database)
-    #[arg(long, value_name = "N", default_value_t = 5000)]
-    pub chunk: i64,
-    #[arg(long)]
-    pub json: bool,
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]
-pub struct PurgeArgs {
-    /// Domain of the tenant to remove
-    pub domain: String,
-    /// Confirm without a prompt by repeating the domain (for scripts)
-    #[arg(long, value_name = "DOMAIN")]
-    pub confirm: Option<String>,
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct RetentionArgs {
-    pub domain: String,
-    /// Keep this tenant's email logs this many days
-    #[arg(long, value_name = "DAYS")]
-    pub email_logs_days: Option<i32>,
-    /// Keep this tenant's batch execution logs this many days
-    #[arg(long, value_name = "DAYS")]
-    pub batch_logs_days: Option<i32>,
-    #[arg(long)]
-    pub json: bool,
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: ShellArg,
 }

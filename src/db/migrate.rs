@@ -43,6 +43,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../migrations/postgres/0005_batch_notify.sql"),
     },
     Migration {
+        version: 6,
+        name: "auditlog",
+        sqlite: include_str!("../../migrations/sqlite/0006_auditlog.sql"),
+        postgres: include_str!("../../migrations/postgres/0006_auditlog.sql"),
+    },
+    Migration {
         version: 7,
         name: "bounces",
         sqlite: include_str!("../../migrations/sqlite/0007_bounces.sql"),

@@ -3,6 +3,7 @@
 //! reads or writes another tenant's data cannot be written (see `scope.rs`).
 
 mod audience;
+mod audit;
 mod batch_admin;
 mod batches;
 mod bounces;
@@ -19,12 +20,17 @@ mod retention;
 pub mod rls;
 mod scope;
 mod smtp;
+mod stats;
 mod suppression;
 mod templates;
 mod tenants;
 mod users;
 
 pub use audience::AudienceRow;
+pub use audit::{
+    ACTION_LOGIN, AuditFilter, AuditRecord, Interface, OUTCOME_DENIED, OUTCOME_FAILED, OUTCOME_OK,
+    origin, origin_from, set_interface,
+};
 pub use batches::{Batch, BatchGroup, NewBatch};
 pub use bounces::{
     BounceCounts, EVENT_HARD, EVENT_SOFT, EVENT_UNSUBSCRIBE, NewBounceEvent, SentLog,
@@ -43,6 +49,10 @@ pub use retention::{
 };
 pub use scope::{Actor, AllTenants, TenantScope};
 pub use smtp::{OutboxSettings, Security, SmtpServer, SmtpSettings};
+pub use stats::{
+    ActivityDay, BatchPerformance, BatchProgress, GroupEmailCount, TenantStats, UsageChange,
+    percent,
+};
 pub use suppression::{
     REASON_BOUNCED, REASON_IMPORT, REASON_MANUAL, REASON_UNSUBSCRIBED, Suppression,
 };

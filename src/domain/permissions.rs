@@ -25,6 +25,10 @@ pub enum Action {
     ControlBatches,
     /// Read anything in one's own scope.
     View,
+    /// Read the audit log (super admins all of it, tenant admins their tenant's).
+    ViewAudit,
+    /// Installation-wide maintenance (usage counters, log cleaning).
+    Maintenance,
 }
 
 impl Action {
@@ -39,6 +43,8 @@ impl Action {
         Action::EditBatches,
         Action::ControlBatches,
         Action::View,
+        Action::ViewAudit,
+        Action::Maintenance,
     ];
 
     /// What the action is, in words for a denial message.
@@ -54,6 +60,8 @@ impl Action {
             Action::EditBatches => "edit batches",
             Action::ControlBatches => "start, pause or cancel batches",
             Action::View => "view data",
+            Action::ViewAudit => "view the audit log",
+            Action::Maintenance => "run maintenance tasks",
         }
     }
 }
@@ -79,8 +87,10 @@ impl fmt::Display for Denied {
             Role::User => "a read-only user",
         };
         let needs = match self.action {
-            Action::ManageTenants | Action::SwitchTenant => "super admin",
-            Action::ManageUsers | Action::ManageSmtp => "tenant admin or super admin",
+            Action::ManageTenants | Action::SwitchTenant | Action::Maintenance => "super admin",
+            Action::ManageUsers | Action::ManageSmtp | Action::ViewAudit => {
+                "tenant admin or super admin"
+            }
             Action::View => "any role",
             _ => "staff, tenant admin or super admin",
         };
@@ -99,7 +109,7 @@ pub fn allowed(role: Role, action: Action) -> Result<(), Denied> {
     use Action::*;
     let ok = match role {
         Role::SuperAdmin => true,
-        Role::TenantAdmin => !matches!(action, ManageTenants | SwitchTenant),
+        Role::TenantAdmin => !matches!(action, ManageTenants | SwitchTenant | Maintenance),
         Role::Staff => matches!(
             action,
             EditGroups | EditContacts | EditTemplates | EditBatches | ControlBatches | View
@@ -157,7 +167,10 @@ mod tests {
             let ok = allowed(Role::TenantAdmin, a).is_ok();
             assert_eq!(
                 ok,
-                !matches!(a, Action::ManageTenants | Action::SwitchTenant),
+                !matches!(
+                    a,
+                    Action::ManageTenants | Action::SwitchTenant | Action::Maintenance
+                ),
                 "{a:?}"
             );
         }

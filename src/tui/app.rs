@@ -17,6 +17,7 @@ use ratatui::widgets::{Block, Paragraph};
 use super::Options;
 use super::event::{AppEvent, ExternalEvent};
 use super::keymap::{COMMANDS, Cmd, CommandSpec, KeyMap, ScreenId, Where};
+use super::screens::audit::Audit;
 use super::screens::batches::Batches;
 use super::screens::composer::Composer;
 use super::screens::dashboard::Dashboard;
@@ -85,6 +86,8 @@ pub enum Pending {
     Logs(logs_ops::LogsPending),
     /// Batches and quitting while sending: handled in `app/batches_ops.rs`.
     Batch(batches_ops::BatchPending),
+    /// Maintenance tasks: handled in `app/ops.rs`.
+    Ops(ops::OpsPending),
 }
 
 /// The modal on top of a screen, if any.
@@ -109,6 +112,7 @@ pub enum Popup {
 mod batches_ops;
 mod groups_ops;
 mod logs_ops;
+mod ops;
 
 pub struct App {
     pub store: Store,
@@ -132,6 +136,7 @@ pub struct App {
     pub suppressions: Suppressions,
     pub logs: Logs,
     logs_last_refresh: Option<Instant>,
+    pub audit: Audit,
     pub popup: Option<Popup>,
     /// The `/` filter line is being edited.
     pub filtering: bool,
@@ -203,6 +208,7 @@ impl App {
             suppressions: Suppressions::default(),
             logs: Logs::new(),
             logs_last_refresh: None,
+            audit: Audit::default(),
             popup: None,
             filtering: false,
             toast: None,
@@ -280,6 +286,7 @@ impl App {
         self.suppressions.set_area(body);
         self.logs.set_area(body);
         self.batches.set_area(body);
+        self.audit.set_area(body);
     }
 
     /// Periodic housekeeping: expire the toast, count down a login delay. Marks the app
@@ -438,6 +445,7 @@ impl App {
                             ScreenId::Suppression => self.suppressions.table.offset,
                             ScreenId::Logs => self.logs.table.offset,
                             ScreenId::Batches => self.batches.table.offset,
+                            ScreenId::Audit => self.audit.table.offset,
                             _ => self.users.table.offset,
                         };
                         let target = table + (ev.row - first) as usize;
@@ -465,6 +473,7 @@ impl App {
             ScreenId::Logs => self.logs.table.selected,
             ScreenId::Batches => self.batches.table.selected,
             ScreenId::BatchDetail | ScreenId::Composer => 0,
+            ScreenId::Audit => self.audit.table.selected,
         }
     }
 
@@ -512,6 +521,12 @@ impl App {
                     || self.session.as_ref().is_some_and(|x| {
                         allowed(x.actor.role, crate::domain::permissions::Action::ManageSmtp)
                             .is_ok()
+                    })
+            })
+            .filter(|s| {
+                *s != ScreenId::Audit
+                    || self.session.as_ref().is_some_and(|x| {
+                        allowed(x.actor.role, crate::domain::permissions::Action::ViewAudit).is_ok()
                     })
             })
             .collect()
@@ -622,6 +637,8 @@ impl App {
                     ScreenId::Batches if end => self.batches.table.end(),
                     ScreenId::Batches => self.batches.table.home(),
                     ScreenId::BatchDetail | ScreenId::Composer => {}
+                    ScreenId::Audit if end => self.audit.table.end(),
+                    ScreenId::Audit => self.audit.table.home(),
                 }
                 self.load(self.screen).await;
             }
@@ -704,6 +721,11 @@ impl App {
                 self.goto(ScreenId::Logs).await;
             }
             Cmd::Logs(c) => self.logs_command(c).await,
+            Cmd::GotoAudit => {
+                self.goto(ScreenId::Audit).await;
+            }
+            Cmd::ResetUsage => self.ask_maintenance(ops::OpsPending::ResetUsage),
+            Cmd::RecountUsage => self.ask_maintenance(ops::OpsPending::RecountUsage),
             Cmd::Logout => {
                 crate::db::rls::leave_session();
                 self.editor = None;
@@ -811,10 +833,14 @@ impl App {
                 Ok(t) => {
                     let text = format!("template {} saved", t.name);
                     tracing::info!("{text}");
+                    self.audit_write("tui save-template", Ok(&text)).await;
                     self.info(text);
                 }
                 Err(e) => {
                     ed.message = Some(format!("not saved: {e}"));
+                    let name = ed.template.name.clone();
+                    self.audit_write("tui save-template", Err(&format!("{name}: {e}")))
+                        .await;
                 }
             },
             Cmd::NextField => ed.focus_next(1),
@@ -865,6 +891,7 @@ impl App {
             ScreenId::Suppression => self.suppressions.table.page(),
             ScreenId::Logs => self.logs.table.page(),
             ScreenId::Batches => self.batches.table.page(),
+            ScreenId::Audit => self.audit.table.page(),
             _ => self.users.table.page(),
         }
     }
@@ -885,6 +912,7 @@ impl App {
             }
             ScreenId::Batches => self.batches.table.move_by(delta),
             ScreenId::BatchDetail | ScreenId::Composer => return,
+            ScreenId::Audit => self.audit.table.move_by(delta),
         }
         self.load(self.screen).await;
     }
@@ -894,11 +922,15 @@ impl App {
         let contacts_open = screen == ScreenId::Contacts && self.contacts.group.is_some();
         if !contacts_open && !self.screens().contains(&screen) {
             let role = self.session.as_ref().map(|s| s.actor.role);
-            let reason =
-                match role.map(|r| allowed(r, crate::domain::permissions::Action::ManageTenants)) {
-                    Some(Err(d)) => d.to_string(),
-                    _ => format!("{} is not available", screen.title()),
-                };
+            let needs = match screen {
+                ScreenId::Audit => crate::domain::permissions::Action::ViewAudit,
+                ScreenId::Smtp => crate::domain::permissions::Action::ManageSmtp,
+                _ => crate::domain::permissions::Action::ManageTenants,
+            };
+            let reason = match role.map(|r| allowed(r, needs)) {
+                Some(Err(d)) => d.to_string(),
+                _ => format!("{} is not available", screen.title()),
+            };
             self.deny(reason);
             return false;
         }
@@ -919,6 +951,7 @@ impl App {
                 self.last_poll = Some(Instant::now());
             }
             ScreenId::BatchDetail | ScreenId::Composer => {}
+            ScreenId::Audit => self.audit.table.recount(),
         }
         self.load(screen).await;
         true
@@ -942,6 +975,7 @@ impl App {
                 return;
             }
             ScreenId::Composer => return,
+            ScreenId::Audit => self.audit.table.search().is_some(),
         };
         if has_filter {
             self.edit_filter(|f| f.clear());
@@ -990,6 +1024,10 @@ impl App {
                 self.batches.table.reset();
             }
             ScreenId::BatchDetail | ScreenId::Composer => {}
+            ScreenId::Audit => {
+                change(&mut self.audit.table.filter);
+                self.audit.table.reset();
+            }
         }
     }
 
@@ -1214,6 +1252,7 @@ impl App {
         let Some(session) = self.session.clone() else {
             return;
         };
+        let action = ops::action_name(&pending);
         let result = match pending {
             Pending::DiscardEdits => {
                 self.close_editor().await;
@@ -1276,7 +1315,12 @@ impl App {
             Pending::More(p) => self.confirmed_more(&session, p).await,
             Pending::Logs(p) => self.confirmed_logs(&session, p).await,
             Pending::Batch(p) => self.confirmed_batch(&session, p).await,
+            Pending::Ops(p) => self.confirmed_ops(p).await,
         };
+        match &result {
+            Ok((_, text)) => self.audit_write(&action, Ok(text)).await,
+            Err(e) => self.audit_write(&action, Err(&e.to_string())).await,
+        }
         match result {
             Ok((screen, text)) => {
                 tracing::info!("{text}");
@@ -1293,6 +1337,28 @@ impl App {
             return Ok(());
         };
         let store = self.store.clone();
+        let action = ops::action_name(&form.purpose);
+        let outcome = self.submit_form_inner(&session, &store, form).await;
+        match &outcome {
+            Ok((_, text)) => self.audit_write(&action, Ok(text)).await,
+            Err(e) => self.audit_write(&action, Err(&e.to_string())).await,
+        }
+        let (screen, text) = outcome?;
+        tracing::info!("{text}");
+        self.info(text);
+        self.invalidate(screen);
+        self.queue.push_back(AppEvent::Reload(screen));
+        Ok(())
+    }
+
+    async fn submit_form_inner(
+        &mut self,
+        session: &Session,
+        store: &Store,
+        form: &Form<FormPurpose>,
+    ) -> Result<(ScreenId, String), DbError> {
+        let session = session.clone();
+        let store = store.clone();
         let (screen, text) = match &form.purpose {
             FormPurpose::NewTenant => {
                 let t = tenants::create(&store, &session, form).await?;
@@ -1350,11 +1416,7 @@ impl App {
             FormPurpose::More(p) => self.submit_more(&session, p, form).await?,
             FormPurpose::Logs(p) => self.submit_logs(&session, p, form).await?,
         };
-        tracing::info!("{text}");
-        self.info(text);
-        self.invalidate(screen);
-        self.queue.push_back(AppEvent::Reload(screen));
-        Ok(())
+        Ok((screen, text))
     }
 
     async fn filter_key(&mut self, key: KeyEvent) {
@@ -1401,6 +1463,7 @@ impl App {
             ScreenId::Logs => self.logs.table.invalidate(),
             ScreenId::Batches => self.batches.table.invalidate(),
             ScreenId::BatchDetail | ScreenId::Composer => {}
+            ScreenId::Audit => self.audit.table.invalidate(),
         }
     }
 
@@ -1408,9 +1471,7 @@ impl App {
     async fn load(&mut self, screen: ScreenId) {
         let Some(session) = &self.session else { return };
         let result = match screen {
-            ScreenId::Dashboard => Dashboard::load(&self.store, session)
-                .await
-                .map(|d| self.dashboard = d),
+            ScreenId::Dashboard => self.dashboard.load(&self.store, session).await,
             ScreenId::Tenants => self.tenants.load(&self.store, session).await,
             ScreenId::Users => self.users.load(&self.store, session).await,
             ScreenId::Templates => self.templates.load(&self.store, session).await,
@@ -1424,6 +1485,7 @@ impl App {
                 self.batches.load(&self.store, session).await
             }
             ScreenId::Composer => Ok(()),
+            ScreenId::Audit => self.audit.load(&self.store, session).await,
         };
         if let Err(e) = result {
             tracing::error!("loading {}: {e}", screen.title());
@@ -1532,6 +1594,7 @@ impl App {
                     c.draw(frame, body, &self.theme);
                 }
             }
+            ScreenId::Audit => self.audit.draw(frame, body, &self.theme),
         }
         self.draw_status(frame, status);
         self.draw_footer(frame, footer);
@@ -1662,6 +1725,7 @@ impl App {
                 ScreenId::Suppression => &self.suppressions.table.filter,
                 ScreenId::Logs => &self.logs.table.filter,
                 ScreenId::Batches => &self.batches.table.filter,
+                ScreenId::Audit => &self.audit.table.filter,
                 _ => &self.users.table.filter,
             };
             frame.render_widget(

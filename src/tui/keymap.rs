@@ -31,10 +31,12 @@ pub enum ScreenId {
     Composer,
     /// The live log viewer and failed-recipient triage.
     Logs,
+    /// The audit log (tab `0`).
+    Audit,
 }
 
 impl ScreenId {
-    pub const ALL: [ScreenId; 9] = [
+    pub const ALL: [ScreenId; 10] = [
         ScreenId::Dashboard,
         ScreenId::Tenants,
         ScreenId::Users,
@@ -44,6 +46,7 @@ impl ScreenId {
         ScreenId::Smtp,
         ScreenId::Batches,
         ScreenId::Logs,
+        ScreenId::Audit,
     ];
 
     pub fn title(self) -> &'static str {
@@ -58,6 +61,7 @@ impl ScreenId {
             ScreenId::Smtp => "SMTP",
             ScreenId::Editor => "Editor",
             ScreenId::Logs => "Logs",
+            ScreenId::Audit => "Audit",
             ScreenId::Batches => "Batches",
             ScreenId::BatchDetail => "Batch",
             ScreenId::Composer => "Composer",
@@ -141,6 +145,9 @@ pub enum Cmd {
     RetryFailed,
     /// Ask the app to open the log viewer for a batch.
     OpenLogs,
+    GotoAudit,
+    ResetUsage,
+    RecountUsage,
     GotoLogs,
     /// Commands of the log viewer (`app/logs_ops.rs`).
     Logs(LogCmd),
@@ -671,6 +678,36 @@ pub const COMMANDS: &[CommandSpec] = &[
         &["j", "down"],
         "next sender",
         Only(Smtp),
+    ),
+    CommandSpec {
+        needs: Some(Perm::ViewAudit),
+        ..spec(
+            Cmd::GotoAudit,
+            "audit",
+            &["0"],
+            "go to the audit log",
+            Everywhere,
+        )
+    },
+    writes(
+        spec(
+            Cmd::ResetUsage,
+            "maintenance-reset-usage",
+            &[],
+            "maintenance: reset monthly usage counters",
+            Everywhere,
+        ),
+        Perm::Maintenance,
+    ),
+    writes(
+        spec(
+            Cmd::RecountUsage,
+            "maintenance-recount-usage",
+            &[],
+            "maintenance: recount this month's usage",
+            Everywhere,
+        ),
+        Perm::Maintenance,
     ),
     // Batches, the batch detail and the composer.
     spec(

@@ -88,6 +88,7 @@ pub async fn run_app(
     login: Option<(User, Actor)>,
 ) -> color_eyre::Result<()> {
     let _log_guard = init_logging(&opts);
+    crate::db::set_interface(crate::db::Interface::Tui);
     let (tx, rx) = tokio::sync::mpsc::channel::<ExternalEvent>(64);
     let mut app = App::new(store, opts.clone());
     let in_process = opts.engine.unwrap_or(store_is_sqlite(&app.store));
@@ -159,6 +160,7 @@ async fn event_loop(
                 app.tick(Instant::now());
                 app.live_tick().await;
                 app.poll_batches(Instant::now()).await;
+                app.poll_dashboard(Instant::now()).await;
             }
             Some(ev) = external.recv() => app.handle_external(ev).await,
             _ = sigterm.recv() => return Ok("SIGTERM"),

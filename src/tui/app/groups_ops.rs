@@ -808,13 +808,17 @@ impl App {
             Ok(c) => {
                 let text = format!("imported: {} new, {} updated", c.new, c.updated);
                 tracing::info!("{text}");
+                self.audit_write("tui import-contacts", Ok(&text)).await;
                 self.info(text);
                 self.contacts.table.invalidate();
                 self.groups.table.invalidate();
                 self.queue
                     .push_back(crate::tui::event::AppEvent::Reload(ScreenId::Contacts));
             }
-            Err(e) => self.deny(format!("import failed, nothing written: {e}")),
+            Err(e) => {
+                self.audit_write("tui import-contacts", Err(&e)).await;
+                self.deny(format!("import failed, nothing written: {e}"))
+            }
         }
     }
 }

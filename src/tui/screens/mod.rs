@@ -1,6 +1,7 @@
 //! Full screens. Each owns its state, loads its data from the store (async, before a draw)
 //! and draws from state only. They never call each other: the app routes between them.
 
+pub mod audit;
 pub mod batches;
 pub mod composer;
 pub mod dashboard;
