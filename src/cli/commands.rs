@@ -160,7 +160,23 @@ pub(super) async fn tenant_by_domain(store: &Store, domain: &str) -> CliResult<T
 
 async fn user_command(config: &Config, cmd: UserCommand) -> CliResult<u8> {
     let store = open(config).await?;
-    let all = || super::acting::actor().all_tenants();
+    let actor = super::acting::actor();
+    // A super admin works across tenants; a tenant admin (`--as`) inside their own tenant.
+    let scope = |tenant_id: Option<i32>| -> CliResult<UserScope> {
+        if actor.is_super_admin() {
+            return Ok(UserScope::All(actor.all_tenants()?));
+        }
+        let scope = match tenant_id {
+            Some(id) => actor.tenant_scope(id)?,
+            None => actor.own_scope()?,
+        };
+        Ok(UserScope::Tenant(scope))
+    };
+    let may_manage = |target: &str| -> CliResult<()> {
+        let target: Role = target.parse().unwrap_or(Role::SuperAdmin);
+        crate::domain::permissions::may_manage_user(actor.role, target)
+            .map_err(|d| CliError::failed(d.to_string()))
+    };
     match cmd {
         UserCommand::Create {
             username,
@@ -192,6 +208,13 @@ async fn user_command(config: &Config, cmd: UserCommand) -> CliResult<u8> {
                 Some(d) => Some(tenant_by_domain(&store, d).await?.id),
                 None => None,
             };
+            if !crate::domain::permissions::assignable_roles(actor.role).contains(&role) {
+                return Err(CliError::failed(format!(
+                    "{} is {} and may not hand out the role {role}",
+                    actor.username, actor.role
+                )));
+            }
+            let user_scope = scope(tenant_id)?;
             let password = read_password_stdin()?;
             let hash = auth::make_password_blocking(password)
                 .await
@@ -205,20 +228,19 @@ async fn user_command(config: &Config, cmd: UserCommand) -> CliResult<u8> {
                 first_name,
                 last_name,
             };
-            let user = store.create_user(UserScope::All(all()?), &new).await?;
+            let user = store.create_user(user_scope, &new).await?;
             println!("{}", user.id);
             Ok(0)
         }
         UserCommand::Passwd { username, .. } => {
-            let user = store
-                .user_by_username(UserScope::All(all()?), &username)
-                .await?;
+            let user = store.user_by_username(scope(None)?, &username).await?;
+            may_manage(&user.role)?;
             let password = read_password_stdin()?;
             let hash = auth::make_password_blocking(password)
                 .await
                 .map_err(|e| CliError::failed(e.to_string()))?;
             store
-                .set_password_hash(UserScope::All(all()?), user.id, &hash)
+                .set_password_hash(scope(None)?, user.id, &hash)
                 .await?;
             println!("password of {} changed", user.username);
             Ok(0)
@@ -229,7 +251,7 @@ async fn user_command(config: &Config, cmd: UserCommand) -> CliResult<u8> {
                     let t = tenant_by_domain(&store, d).await?;
                     UserScope::Tenant(super::acting::actor().tenant_scope(t.id)?)
                 }
-                None => UserScope::All(all()?),
+                None => scope(None)?,
             };
             let users = collect_pages(|page| store.list_users(scope, page, None), |u| u.id).await?;
             if json {
@@ -262,12 +284,9 @@ async fn user_command(config: &Config, cmd: UserCommand) -> CliResult<u8> {
             Ok(0)
         }
         UserCommand::Deactivate { username } => {
-            let user = store
-                .user_by_username(UserScope::All(all()?), &username)
-                .await?;
-            store
-                .deactivate_user(UserScope::All(all()?), user.id)
-                .await?;
+            let user = store.user_by_username(scope(None)?, &username).await?;
+            may_manage(&user.role)?;
+            store.deactivate_user(scope(None)?, user.id).await?;
             println!("{} deactivated", user.username);
             Ok(0)
         }

@@ -508,3 +508,65 @@ fn as_user_applies_roles_and_tenant_scope() {
         .fails_with(1, "deactivated");
     });
 }
+
+/// `--as` a tenant admin: users of their own tenant only, never super admins, only the roles
+/// a tenant admin may hand out.
+#[test]
+fn as_tenant_admin_manages_only_their_tenants_users() {
+    let env = crate::support::cli::Env::new();
+    for d in ["a.test", "b.test"] {
+        env.run(&["tenant", "create", "--name", d, "--domain", d], None)
+            .ok();
+    }
+    let user = |name: &str, role: &str, tenant: Option<&str>| {
+        let mut args = vec![
+            "user".to_string(),
+            "create".into(),
+            "--username".into(),
+            name.into(),
+            "--email".into(),
+            format!("{name}@x.test"),
+            "--role".into(),
+            role.into(),
+            "--password-stdin".into(),
+        ];
+        if let Some(t) = tenant {
+            args.push("--tenant".into());
+            args.push(t.into());
+        }
+        args
+    };
+    let run = |prefix: &[&str], args: Vec<String>| {
+        let mut all: Vec<&str> = prefix.to_vec();
+        all.extend(args.iter().map(String::as_str));
+        env.run(&all, Some(PW))
+    };
+    run(&[], user("tia", "tenant_admin", Some("a.test"))).ok();
+    run(&[], user("boss", "super_admin", None)).ok();
+    run(&[], user("bea", "staff", Some("b.test"))).ok();
+    let tia = ["--as", "tia"];
+    run(&tia, user("sam", "staff", Some("a.test"))).ok();
+    run(&tia, user("eve", "staff", Some("b.test"))).fails_with(1, "tenant with domain 'b.test'");
+    run(&tia, user("king", "super_admin", None)).fails_with(1, "may not hand out");
+    env.run(
+        &["--as", "tia", "user", "passwd", "sam", "--password-stdin"],
+        Some(PW),
+    )
+    .ok();
+    env.run(&["--as", "tia", "user", "deactivate", "bea"], None)
+        .fails_with(1, "not found");
+    env.run(&["--as", "tia", "user", "deactivate", "boss"], None)
+        .fails_with(1, "not found");
+    env.run(&["--as", "tia", "user", "deactivate", "sam"], None)
+        .ok();
+    let listed = env.json(&["--as", "tia", "user", "list", "--json"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["username"].as_str())
+        .collect();
+    assert_eq!(names, vec!["tia", "sam"], "{listed}");
+    let bea = env.json(&["user", "list", "--tenant", "b.test", "--json"]);
+    assert_eq!(bea[0]["is_active"], true, "{bea}");
+}
