@@ -525,7 +525,15 @@ store_test!(pause_resume_and_cancel, |store| async move {
     let mut progress = 0;
     let mut completed = false;
     let mut paused = false;
-    while let Ok(ev) = events.try_recv() {
+    // The Completed event follows the database transition by a moment: wait for it (a
+    // lagging receiver skips what it missed and carries on).
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !(completed && paused) {
+        let ev = match tokio::time::timeout_at(until, events.recv()).await {
+            Ok(Ok(ev)) => ev,
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+            Ok(Err(_)) | Err(_) => break,
+        };
         match ev {
             EngineEvent::Progress { .. } => progress += 1,
             EngineEvent::StatusChanged {
