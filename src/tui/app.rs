@@ -726,6 +726,7 @@ impl App {
             }
             Cmd::ResetUsage => self.ask_maintenance(ops::OpsPending::ResetUsage),
             Cmd::RecountUsage => self.ask_maintenance(ops::OpsPending::RecountUsage),
+            Cmd::CleanLogs => self.ask_maintenance(ops::OpsPending::CleanLogs),
             Cmd::Logout => {
                 crate::db::rls::leave_session();
                 self.editor = None;

@@ -148,6 +148,7 @@ pub enum Cmd {
     GotoAudit,
     ResetUsage,
     RecountUsage,
+    CleanLogs,
     GotoLogs,
     /// Commands of the log viewer (`app/logs_ops.rs`).
     Logs(LogCmd),
@@ -705,6 +706,16 @@ pub const COMMANDS: &[CommandSpec] = &[
             "maintenance-recount-usage",
             &[],
             "maintenance: recount this month's usage",
+            Everywhere,
+        ),
+        Perm::Maintenance,
+    ),
+    writes(
+        spec(
+            Cmd::CleanLogs,
+            "maintenance-clean-logs",
+            &[],
+            "maintenance: delete logs older than each tenant's retention",
             Everywhere,
         ),
         Perm::Maintenance,

@@ -235,3 +235,99 @@ fn mask_times(app: &mut App) {
         r.origin = "tui ops local".into();
     }
 }
+
+/// #8 item 3 in the TUI: a super admin runs clean-logs from the palette after confirming;
+/// only logs older than the retention go, and the run is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_logs_from_the_palette() {
+    with_sqlite(|store| async move {
+        seeded(&store).await;
+        let all = Actor::system().all_tenants().unwrap();
+        let t = store.tenant_by_domain(&all, "acme.test").await.unwrap();
+        let scope = Actor::system().tenant_scope(t.id).unwrap();
+        let g = store.create_group(scope, "Old", None).await.unwrap();
+        let tpl = store
+            .create_template(
+                scope,
+                &recalliq::db::NewTemplate {
+                    name: "Old".into(),
+                    subject: "Hi".into(),
+                    body_html: Some("<p>Hi</p>".into()),
+                    body_text: None,
+                    variables: None,
+                },
+            )
+            .await
+            .unwrap();
+        let b = store
+            .create_batch(
+                scope,
+                &recalliq::db::NewBatch {
+                    name: "Old".into(),
+                    template_id: tpl.id,
+                    group_ids: vec![g.id],
+                    ..recalliq::db::NewBatch::default()
+                },
+            )
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for who in ["old@x.test", "new@x.test"] {
+            let l = store
+                .add_email_log(
+                    scope,
+                    b.id,
+                    &recalliq::db::NewEmailLog {
+                        recipient_email: who.into(),
+                        recipient_name: None,
+                        status: recalliq::domain::EmailStatus::Sent,
+                        sent_at: None,
+                        error_message: None,
+                        smtp_response: Some("250 ok".into()),
+                    },
+                )
+                .await
+                .unwrap();
+            ids.push(l.id);
+        }
+        let pool = store.sqlite_pool().unwrap();
+        sqlx::query(
+            "UPDATE logs_emaillog SET created_at = datetime('now', '-200 days') WHERE id = $1",
+        )
+        .bind(ids[0])
+        .execute(pool)
+        .await
+        .unwrap();
+        let count = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM logs_emaillog")
+                .fetch_one(store.sqlite_pool().unwrap())
+                .await
+                .unwrap()
+        };
+        let before = count().await;
+
+        let mut app = app_as(&store, "root", (80, 24), opts()).await;
+        press(&mut app, ":clean-logs").await;
+        press_code(&mut app, KeyCode::Enter).await;
+        assert!(app.popup.is_some(), "asks first");
+        press(&mut app, "y").await;
+        let toast = app.toast.clone().unwrap().text;
+        assert!(toast.starts_with("logs cleaned: 1 email logs"), "{toast}");
+        assert_eq!(count().await, before - 1);
+        assert!(store.get_email_log(scope, ids[0]).await.is_err());
+        assert!(store.get_email_log(scope, ids[1]).await.is_ok());
+        let rows = store
+            .list_audit(
+                UserScope::All(all),
+                &AuditFilter {
+                    search: Some("clean-logs".into()),
+                    tenant_id: None,
+                },
+                Page::first(10),
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+    })
+    .await;
+}

@@ -13,6 +13,7 @@ use crate::tui::widgets::confirm::Confirm;
 pub enum OpsPending {
     ResetUsage,
     RecountUsage,
+    CleanLogs,
 }
 
 /// The audit action of a confirmation or form: its variant name in kebab case, the inner
@@ -72,6 +73,10 @@ impl App {
                 "Recount usage",
                 "Recompute every tenant's emails_sent_this_month from the batches completed this month?",
             ),
+            OpsPending::CleanLogs => (
+                "Clean logs",
+                "Delete email logs and batch execution logs older than each tenant's retention (default 90 and 30 days), in small chunks? Rows still queued are kept.",
+            ),
         };
         self.popup = Some(Popup::Confirm(Confirm::new(
             title,
@@ -96,6 +101,15 @@ impl App {
             OpsPending::RecountUsage => {
                 let changed = self.store.recount_usage(&all).await?;
                 format!("usage recounted: {} tenant(s) changed", changed.len())
+            }
+            OpsPending::CleanLogs => {
+                let reports = self
+                    .store
+                    .clean_logs(&all, crate::db::CleanOptions::default(), &mut |_| {})
+                    .await?;
+                let e: u64 = reports.iter().map(|r| r.email_logs).sum();
+                let b: u64 = reports.iter().map(|r| r.batch_logs).sum();
+                format!("logs cleaned: {e} email logs and {b} batch logs deleted")
             }
         };
         Ok((self.screen, text))
