@@ -544,37 +544,22 @@ fn cli_commands_as_tenant_a_never_touch_tenant_b() {
         created.ok();
         let batch = created.stdout.trim().to_string();
         let csv = env.file("c.csv", b"email\neve@a.test\n");
-        let before = [
-            env.run(&["group", "list", "--tenant", "b.test", "--json"], None)
-                .stdout
-                .clone(),
-            env.run(
-                &[
+        // Everything of tenant B the commands could touch, as the operator sees it.
+        let state_of_b = || {
+            [
+                vec!["group", "list", "--tenant", "b.test", "--json"],
+                vec![
                     "contact", "list", "--tenant", "b.test", "--group", "G", "--json",
                 ],
-                None,
-            )
-            .stdout
-            .clone(),
-            env.run(&["template", "list", "--tenant", "b.test", "--json"], None)
-                .stdout
-                .clone(),
-            env.run(&["suppress", "list", "--tenant", "b.test", "--json"], None)
-                .stdout
-                .clone(),
-            env.run(&["batch", "show", &batch, "--json"], None)
-                .stdout
-                .clone(),
-            env.run(&["smtp", "show", "--tenant", "b.test", "--json"], None)
-                .stdout
-                .clone(),
-            env.run(
-                &["tenant", "sender", "list", "--tenant", "b.test", "--json"],
-                None,
-            )
-            .stdout
-            .clone(),
-        ];
+                vec!["template", "list", "--tenant", "b.test", "--json"],
+                vec!["suppress", "list", "--tenant", "b.test", "--json"],
+                vec!["batch", "show", &batch, "--json"],
+                vec!["smtp", "show", "--tenant", "b.test", "--json"],
+                vec!["tenant", "sender", "list", "--tenant", "b.test", "--json"],
+            ]
+            .map(|args| env.run(&args, None).stdout)
+        };
+        let before = state_of_b();
 
         let b = "b.test";
         let commands: Vec<Vec<&str>> = vec![
@@ -697,37 +682,7 @@ fn cli_commands_as_tenant_a_never_touch_tenant_b() {
                 r.stdout
             );
         }
-        let after = [
-            env.run(&["group", "list", "--tenant", "b.test", "--json"], None)
-                .stdout
-                .clone(),
-            env.run(
-                &[
-                    "contact", "list", "--tenant", "b.test", "--group", "G", "--json",
-                ],
-                None,
-            )
-            .stdout
-            .clone(),
-            env.run(&["template", "list", "--tenant", "b.test", "--json"], None)
-                .stdout
-                .clone(),
-            env.run(&["suppress", "list", "--tenant", "b.test", "--json"], None)
-                .stdout
-                .clone(),
-            env.run(&["batch", "show", &batch, "--json"], None)
-                .stdout
-                .clone(),
-            env.run(&["smtp", "show", "--tenant", "b.test", "--json"], None)
-                .stdout
-                .clone(),
-            env.run(
-                &["tenant", "sender", "list", "--tenant", "b.test", "--json"],
-                None,
-            )
-            .stdout
-            .clone(),
-        ];
+        let after = state_of_b();
         assert_eq!(before, after, "tenant B changed");
     });
 }
