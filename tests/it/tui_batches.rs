@@ -146,6 +146,27 @@ async fn snapshots_of_batches_detail_composer_and_review() {
     with_sqlite(|store| async move {
         let outbox = tempfile::tempdir().unwrap();
         let scope = seed_batches(&store, outbox.path()).await;
+        // One hard bounce and one unsubscribe reported back for the finished batch (id 2).
+        for (email, kind) in [
+            ("ann@example.com", "hard"),
+            ("ben@example.com", "unsubscribe"),
+        ] {
+            store
+                .record_bounce_event(
+                    scope,
+                    &recalliq::db::NewBounceEvent {
+                        batch_id: Some(2),
+                        log_id: None,
+                        email,
+                        kind,
+                        status_code: Some("5.1.1"),
+                        diagnostic: None,
+                        source: "test",
+                    },
+                )
+                .await
+                .unwrap();
+        }
         for size in SIZES {
             let mut app = app_for(&store, "alice", size).await;
             press(&mut app, "8").await;
@@ -159,6 +180,10 @@ async fn snapshots_of_batches_detail_composer_and_review() {
             let detail = redact(render(&app, size));
             assert!(detail.contains("Welcome wave"), "{detail}");
             assert!(detail.contains("completed"), "{detail}");
+            assert!(
+                detail.contains("1 hard   0 soft   unsubscribed 1"),
+                "bounces shown: {detail}"
+            );
             snap("batches_detail", size, detail);
             // `l` opens the log viewer on that batch; the batches tab brings us back.
             press(&mut app, "l").await;

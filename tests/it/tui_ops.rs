@@ -76,6 +76,34 @@ async fn dashboard_shows_statistics_live_batches_activity_and_performance() {
         assert_eq!(d.performance[1].duration_minutes, Some(12.5));
         let root = app_as(&store, "root", (120, 40), opts()).await;
         assert_eq!(root.dashboard.running.len(), 2, "every tenant's");
+        // #9 item 4: bounces and unsubscribes reported back show on the tenant's dashboard.
+        assert_eq!(d.bounces, Some(recalliq::db::BounceCounts::default()));
+        let all = Actor::system().all_tenants().unwrap();
+        let acme = store.tenant_by_domain(&all, "acme.test").await.unwrap();
+        let scope = Actor::system().tenant_scope(acme.id).unwrap();
+        for (email, kind) in [("a@x.test", "hard"), ("b@x.test", "unsubscribe")] {
+            store
+                .record_bounce_event(
+                    scope,
+                    &recalliq::db::NewBounceEvent {
+                        batch_id: Some(2),
+                        log_id: None,
+                        email,
+                        kind,
+                        status_code: None,
+                        diagnostic: None,
+                        source: "test",
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        let app = app_as(&store, "alice", (120, 40), opts()).await;
+        let screen = render(&app, (120, 40));
+        assert!(
+            screen.contains("Bounced 1") && screen.contains("Unsubscribed 1"),
+            "{screen}"
+        );
     })
     .await;
 }

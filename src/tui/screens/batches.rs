@@ -103,6 +103,8 @@ pub struct Detail {
     pub queue: QueueCounts,
     pub template: String,
     pub groups: Vec<String>,
+    /// Hard and soft bounces and unsubscribes reported back for this batch (#9).
+    pub bounces: crate::db::BounceCounts,
     /// Newest first.
     pub log: Vec<ExecutionLog>,
 }
@@ -280,7 +282,7 @@ impl Batches {
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let [info, gauge, log] = Layout::vertical([
-            Constraint::Length(7),
+            Constraint::Length(8),
             Constraint::Length(1),
             Constraint::Fill(1),
         ])
@@ -312,6 +314,13 @@ impl Batches {
                 Span::raw(format!(
                     "{}   failed {} (rejected {})   pending {}   sending {}",
                     b.sent_count, b.failed_count, q.rejected, q.pending, q.sending
+                )),
+            ]),
+            Line::from(vec![
+                Span::styled("Bounces   ", theme.muted()),
+                Span::raw(format!(
+                    "{} hard   {} soft   unsubscribed {}",
+                    d.bounces.hard_bounced, d.bounces.soft_bounced, d.bounces.unsubscribed
                 )),
             ]),
             Line::from(vec![
@@ -387,6 +396,7 @@ pub async fn load_detail(store: &Store, session: &Session, id: i32) -> DbResult<
     let scope = scope(session)?;
     let batch = store.get_batch(scope, id).await?;
     let queue = store.queue_counts(scope, id).await?;
+    let bounces = store.bounce_counts_for_batch(scope, id).await?;
     let template = store
         .get_template(scope, batch.template_id)
         .await
@@ -409,6 +419,7 @@ pub async fn load_detail(store: &Store, session: &Session, id: i32) -> DbResult<
         queue,
         template,
         groups,
+        bounces,
         log,
     })
 }

@@ -36,6 +36,8 @@ pub struct Dashboard {
     /// Oldest first, one per day of the last `ACTIVITY_DAYS` (zeros where nothing was sent).
     pub days: Vec<ActivityDay>,
     pub performance: Vec<BatchPerformance>,
+    /// One tenant in view: its bounces and unsubscribes of the last `ACTIVITY_DAYS` days.
+    pub bounces: Option<crate::db::BounceCounts>,
     live_at: Option<Instant>,
     full_at: Option<Instant>,
 }
@@ -57,6 +59,10 @@ impl Dashboard {
         let to = crate::db::now();
         let found = store.email_activity(scope, from, to).await?;
         self.days = fill_days(today, &found);
+        self.bounces = match scope {
+            UserScope::Tenant(t) => Some(store.bounce_counts_for_tenant(t, Some(from)).await?),
+            UserScope::All(_) => None,
+        };
         let now = Instant::now();
         self.live_at = Some(now);
         self.full_at = Some(now);
@@ -148,6 +154,10 @@ impl Dashboard {
         spans.extend(item("Groups", s.group_count));
         spans.extend(item("Templates", s.template_count));
         spans.extend(item("Batches", s.batch_count));
+        if let Some(b) = &self.bounces {
+            spans.extend(item("Bounced", b.hard_bounced + b.soft_bounced));
+            spans.extend(item("Unsubscribed", b.unsubscribed));
+        }
         spans.push(Span::styled(format!(" status {}", s.status), theme.muted()));
         frame.render_widget(Paragraph::new(Line::from(spans)), counts);
         frame.render_widget(
