@@ -25,6 +25,9 @@ async fn scope_of(store: &Store, id: i32, tenant: Option<&str>) -> CliResult<Ten
     Ok(scope)
 }
 
+/// Pre-flight checks `batch check` prints besides the review's own findings.
+const PREFLIGHT_ONLY: &[&str] = &["tenant", "transport", "dkim", "template", "size", "message"];
+
 #[derive(Serialize)]
 struct BatchView<'a> {
     #[serde(flatten)]
@@ -177,14 +180,48 @@ pub async fn batch_command(config: &Config, cmd: BatchCommand) -> CliResult<u8> 
         BatchCommand::Check { id, tenant, json } => {
             let scope = scope_of(&store, id, tenant.as_deref()).await?;
             let review = crate::engine::review::review_batch(&store, scope, id).await?;
+            // Pre-flight adds what the review does not look at: tenant, transport, DKIM,
+            // message size, text part and List-Unsubscribe (#11 item 4).
+            let opts = crate::engine::preflight::PreflightOptions {
+                config_dir: Some(config.config_dir.clone()),
+                ..Default::default()
+            };
+            let pre = crate::engine::preflight::preflight(&store, scope, id, &opts).await?;
+            let extra: Vec<_> = pre
+                .checks
+                .into_iter()
+                .filter(|c| PREFLIGHT_ONLY.contains(&c.code))
+                .collect();
+            let blocks = review.blocks()
+                || extra
+                    .iter()
+                    .any(|c| c.severity == crate::engine::preflight::Severity::Blocking);
             if json {
-                print_json(&review);
+                #[derive(Serialize)]
+                struct CheckView<'a> {
+                    #[serde(flatten)]
+                    review: &'a crate::engine::review::Review,
+                    preflight: &'a [crate::engine::preflight::Check],
+                }
+                print_json(&CheckView {
+                    review: &review,
+                    preflight: &extra,
+                });
             } else {
                 for f in &review.findings {
                     println!("{f}");
                 }
+                for c in &extra {
+                    use crate::engine::preflight::Severity as S;
+                    let tag = match c.severity {
+                        S::Ok | S::Info => "ok",
+                        S::Warning => "warning",
+                        S::Blocking => "BLOCKING",
+                    };
+                    println!("{tag}: {}: {}", c.code, c.message);
+                }
             }
-            Ok(if review.blocks() { 1 } else { 0 })
+            Ok(if blocks { 1 } else { 0 })
         }
         BatchCommand::Show { id, tenant, json } => {
             let scope = scope_of(&store, id, tenant.as_deref()).await?;

@@ -320,10 +320,31 @@ fn batch_check_cli_prints_findings_and_exits_1_when_blocked() {
                     && l.contains("'plan'")),
             "{lines:?}"
         );
+        // Pre-flight lines follow: the From domain has no DKIM key; the message size.
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("warning: dkim:") && l.contains("not be DKIM-signed")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("ok: size:")),
+            "{lines:?}"
+        );
         let run = env.run(&["batch", "check", &id, "--json"], None);
         assert_eq!(run.code, 1, "{run:?}");
         let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
         assert_eq!(json["recipients"], 2);
         assert_eq!(json["errors"][0]["variable"], "plan");
+        let codes: Vec<&str> = json["preflight"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["code"].as_str())
+            .collect();
+        assert!(
+            codes.contains(&"size") && codes.contains(&"dkim"),
+            "{codes:?}"
+        );
     });
 }
