@@ -1113,22 +1113,16 @@ impl App {
                     return;
                 };
                 let status = tenants::toggled_status(t);
-                let (title, what) = if status == TenantStatus::Suspended {
-                    (
-                        "Suspend tenant",
-                        "Its users can no longer log in and its batches stop.",
-                    )
-                } else {
-                    ("Activate tenant", "Its users can log in again.")
-                };
-                Confirm::new(
-                    title,
-                    format!(
-                        "{} {} ({})? {what}",
-                        title.split(' ').next().unwrap_or(title),
-                        t.name,
-                        t.domain
-                    ),
+                let suspend = status == TenantStatus::Suspended;
+                toggle_confirm(
+                    if suspend { "Suspend" } else { "Activate" },
+                    "tenant",
+                    &format!("{} ({})", t.name, t.domain),
+                    if suspend {
+                        "Its users can no longer log in and its batches stop."
+                    } else {
+                        "Its users can log in again."
+                    },
                     Pending::SetTenantStatus { id: t.id, status },
                 )
             }
@@ -1137,21 +1131,15 @@ impl App {
                     return;
                 };
                 let active = !u.is_active;
-                let (title, what) = if active {
-                    ("Activate user", "They can log in again.")
-                } else {
-                    (
-                        "Deactivate user",
-                        "They can no longer log in; their data stays.",
-                    )
-                };
-                Confirm::new(
-                    title,
-                    format!(
-                        "{} {}? {what}",
-                        title.split(' ').next().unwrap_or(title),
-                        u.username
-                    ),
+                toggle_confirm(
+                    activate_verb(active),
+                    "user",
+                    &u.username,
+                    if active {
+                        "They can log in again."
+                    } else {
+                        "They can no longer log in; their data stays."
+                    },
                     Pending::SetUserActive {
                         user: Box::new(u.clone()),
                         active,
@@ -1163,21 +1151,15 @@ impl App {
                     return;
                 };
                 let active = !t.is_active;
-                let (title, what) = if active {
-                    ("Activate template", "It can be used for new batches again.")
-                } else {
-                    (
-                        "Deactivate template",
-                        "New batches can no longer use it; it is kept.",
-                    )
-                };
-                Confirm::new(
-                    title,
-                    format!(
-                        "{} {}? {what}",
-                        title.split(' ').next().unwrap_or(title),
-                        t.name
-                    ),
+                toggle_confirm(
+                    activate_verb(active),
+                    "template",
+                    &t.name,
+                    if active {
+                        "It can be used for new batches again."
+                    } else {
+                        "New batches can no longer use it; it is kept."
+                    },
                     Pending::SetTemplateActive { id: t.id, active },
                 )
             }
@@ -1186,21 +1168,15 @@ impl App {
                     return;
                 };
                 let active = !s.is_active;
-                let (title, what) = if active {
-                    ("Activate sender", "It can be chosen as From again.")
-                } else {
-                    (
-                        "Deactivate sender",
-                        "It can no longer be chosen as From; it is kept.",
-                    )
-                };
-                Confirm::new(
-                    title,
-                    format!(
-                        "{} {}? {what}",
-                        title.split(' ').next().unwrap_or(title),
-                        s.email
-                    ),
+                toggle_confirm(
+                    activate_verb(active),
+                    "sender",
+                    &s.email,
+                    if active {
+                        "It can be chosen as From again."
+                    } else {
+                        "It can no longer be chosen as From; it is kept."
+                    },
                     Pending::SetSenderActive {
                         id: s.id,
                         email: s.email.clone(),
@@ -1779,6 +1755,26 @@ impl App {
         }
         frame.render_widget(Paragraph::new(Line::from(spans)), area);
     }
+}
+
+/// "Activate" or "Deactivate": the verb of a toggle that leaves the row `active`.
+fn activate_verb(active: bool) -> &'static str {
+    if active { "Activate" } else { "Deactivate" }
+}
+
+/// The question before a toggle: title "Verb noun", message "Verb name? consequence".
+fn toggle_confirm(
+    verb: &str,
+    noun: &str,
+    name: &str,
+    consequence: &str,
+    action: Pending,
+) -> Confirm<Pending> {
+    Confirm::new(
+        format!("{verb} {noun}"),
+        format!("{verb} {name}? {consequence}"),
+        action,
+    )
 }
 
 /// " RecallIQ │".

@@ -413,30 +413,22 @@ impl App {
     }
 
     pub(super) fn ask_toggle_more(&mut self) {
-        let (title, message, pending) = match self.screen {
+        let confirm = match self.screen {
             ScreenId::Groups => {
                 let Some(g) = self.groups.table.selected_row() else {
                     return;
                 };
                 let active = !g.is_active;
-                (
+                super::toggle_confirm(
+                    super::activate_verb(active),
+                    "group",
+                    &format!("group {}", g.name),
                     if active {
-                        "Activate group"
+                        "It can be chosen for batches again."
                     } else {
-                        "Deactivate group"
+                        "New batches cannot use it; its contacts stay."
                     },
-                    if active {
-                        format!(
-                            "Activate group {}? It can be chosen for batches again.",
-                            g.name
-                        )
-                    } else {
-                        format!(
-                            "Deactivate group {}? New batches cannot use it; its contacts stay.",
-                            g.name
-                        )
-                    },
-                    MorePending::SetGroupActive { id: g.id, active },
+                    Pending::More(MorePending::SetGroupActive { id: g.id, active }),
                 )
             }
             ScreenId::Contacts => {
@@ -444,30 +436,21 @@ impl App {
                     return;
                 };
                 let active = !c.is_active;
-                (
+                super::toggle_confirm(
+                    super::activate_verb(active),
+                    "contact",
+                    &c.email,
                     if active {
-                        "Activate contact"
+                        "Batches mail it again."
                     } else {
-                        "Deactivate contact"
+                        "Batches skip it; it stays in the group."
                     },
-                    if active {
-                        format!("Activate {}? Batches mail it again.", c.email)
-                    } else {
-                        format!(
-                            "Deactivate {}? Batches skip it; it stays in the group.",
-                            c.email
-                        )
-                    },
-                    MorePending::SetContactActive { id: c.id, active },
+                    Pending::More(MorePending::SetContactActive { id: c.id, active }),
                 )
             }
             _ => return,
         };
-        self.popup = Some(Popup::Confirm(Confirm::new(
-            title,
-            message,
-            Pending::More(pending),
-        )));
+        self.popup = Some(Popup::Confirm(confirm));
     }
 
     pub(super) fn ask_delete(&mut self) {
