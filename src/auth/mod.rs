@@ -74,10 +74,17 @@ async fn check(store: &Store, username: &str, password: &str) -> Result<(User, A
             });
         }
     }
+    let actor = may_act(store, &user).await?;
+    Ok((user, actor))
+}
+
+/// The login rules after the password: the user is active and so is their tenant (not
+/// suspended). The CLI's `--as` applies the same rules without a password.
+pub async fn may_act(store: &Store, user: &User) -> Result<Actor, LoginError> {
     if !user.is_active {
         return Err(LoginError::Inactive(user.username.clone()));
     }
-    let actor = Actor::from_user(&user)?;
+    let actor = Actor::from_user(user)?;
     if let Some(tid) = user.tenant_id {
         let tenant = store.get_tenant(actor.tenant_scope(tid)?).await?;
         if tenant.status == crate::domain::TenantStatus::Suspended.as_str() {
@@ -87,7 +94,7 @@ async fn check(store: &Store, username: &str, password: &str) -> Result<(User, A
             return Err(LoginError::TenantInactive(tenant.domain));
         }
     }
-    Ok((user, actor))
+    Ok(actor)
 }
 
 /// PBKDF2 at a million iterations takes a while: keep it off the async workers.

@@ -108,28 +108,22 @@ pub async fn establish(store: &Store, username: &str, cmd: &Command) -> CliResul
         .user_by_username(UserScope::All(all), username)
         .await
         .map_err(|_| CliError::failed(format!("--as: no user named '{}'", username.trim())))?;
-    if !user.is_active {
-        return Err(CliError::failed(format!(
-            "--as: user {} is deactivated",
-            user.username
-        )));
-    }
-    let actor = Actor::from_user(&user)?;
-    if let Some(tid) = user.tenant_id {
-        let tenant = store.get_tenant(actor.tenant_scope(tid)?).await?;
-        if tenant.status == crate::domain::TenantStatus::Suspended.as_str() || !tenant.is_active {
-            return Err(CliError::failed(format!(
-                "--as: tenant {} of {} is {}",
-                tenant.domain,
-                user.username,
-                if tenant.is_active {
-                    "suspended"
-                } else {
-                    "inactive"
-                }
-            )));
-        }
-    }
+    use crate::auth::LoginError;
+    let actor = crate::auth::may_act(store, &user)
+        .await
+        .map_err(|e| match e {
+            LoginError::Inactive(name) => {
+                CliError::failed(format!("--as: user {name} is deactivated"))
+            }
+            LoginError::TenantSuspended(d) => CliError::failed(format!(
+                "--as: tenant {d} of {} is suspended",
+                user.username
+            )),
+            LoginError::TenantInactive(d) => {
+                CliError::failed(format!("--as: tenant {d} of {} is inactive", user.username))
+            }
+            other => CliError::failed(format!("--as: {other}")),
+        })?;
     match required(cmd) {
         Some(action) => allowed(actor.role, action).map_err(|d| CliError::failed(d.to_string()))?,
         None if actor.is_super_admin() => {}
