@@ -242,7 +242,8 @@ pub async fn purge_command(config: &Config, args: PurgeArgs) -> CliResult<u8> {
         tenant = %report.domain,
         tenant_id = report.tenant_id,
         rows = report.total(),
-        actor = %whoami(),
+        actor = %super::acting::actor().username,
+        origin = %crate::db::origin(),
         "tenant purged"
     );
     if args.json {
@@ -263,17 +264,6 @@ pub async fn purge_command(config: &Config, args: PurgeArgs) -> CliResult<u8> {
     }
     store.close().await;
     Ok(0)
-}
-
-fn whoami() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    match std::env::var("SSH_CLIENT") {
-        Ok(ssh) => format!(
-            "{user} via ssh from {}",
-            ssh.split_whitespace().next().unwrap_or("?")
-        ),
-        Err(_) => user,
-    }
 }
 
 /// `recalliq tenant retention DOMAIN [--email-logs-days N] [--batch-logs-days N]`.
