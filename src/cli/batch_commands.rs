@@ -212,13 +212,7 @@ pub async fn batch_command(config: &Config, cmd: BatchCommand) -> CliResult<u8> 
                     println!("{f}");
                 }
                 for c in &extra {
-                    use crate::engine::preflight::Severity as S;
-                    let tag = match c.severity {
-                        S::Ok | S::Info => "ok",
-                        S::Warning => "warning",
-                        S::Blocking => "BLOCKING",
-                    };
-                    println!("{tag}: {}: {}", c.code, c.message);
+                    println!("{}", crate::engine::review::Finding::from(c));
                 }
             }
             Ok(if blocks { 1 } else { 0 })

@@ -83,6 +83,22 @@ pub struct Finding {
     pub message: String,
 }
 
+/// A pre-flight check as a review line (`batch check` prints both the same way).
+impl From<&super::preflight::Check> for Finding {
+    fn from(c: &super::preflight::Check) -> Finding {
+        use super::preflight::Severity as P;
+        Finding {
+            severity: match c.severity {
+                P::Ok | P::Info => Severity::Info,
+                P::Warning => Severity::Warning,
+                P::Blocking => Severity::Blocking,
+            },
+            kind: c.code,
+            message: c.message.clone(),
+        }
+    }
+}
+
 impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let tag = match self.severity {
