@@ -111,13 +111,6 @@ pub enum Command {
     Man,
 }
 
-/// Arguments of a subcommand that this version does not implement yet.
-#[derive(Debug, Args)]
-pub struct Pending {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
-}
-
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// Batch id
