@@ -27,16 +27,15 @@ pub async fn run(cli: Cli) -> CliResult<u8> {
 }
 
 async fn dispatch(cli: Cli, config: &Config) -> CliResult<u8> {
-    let config = config.clone();
     if let (Some(user), Some(cmd)) = (&cli.as_user, &cli.command) {
-        let store = open(&config).await?;
+        let store = open(config).await?;
         super::acting::establish(&store, user, cmd).await?;
     }
-    let tui_opts = crate::tui::Options::from_cli(&cli, &config);
+    let tui_opts = crate::tui::Options::from_cli(&cli, config);
     match cli.command {
         None => {
-            let store = open(&config).await?;
-            crate::tui::run_app(store, crate::tui::Options::from_cli(&cli, &config), None)
+            let store = open(config).await?;
+            crate::tui::run_app(store, tui_opts, None)
                 .await
                 .map_err(|e| CliError::failed(e.to_string()))?;
             Ok(0)
@@ -66,13 +65,13 @@ async fn dispatch(cli: Cli, config: &Config) -> CliResult<u8> {
             }
             Ok(0)
         }
-        Some(Command::Demo(args)) => crate::demo::run(&config, &args.db, args.no_tui, args.logs)
+        Some(Command::Demo(args)) => crate::demo::run(config, &args.db, args.no_tui, args.logs)
             .await
             .map(|_| 0)
             .map_err(|e| CliError::failed(e.to_string())),
-        Some(Command::User(cmd)) => user_command(&config, cmd).await,
+        Some(Command::User(cmd)) => user_command(config, cmd).await,
         Some(Command::Auth(AuthCommand::Check { username, .. })) => {
-            let store = open(&config).await?;
+            let store = open(config).await?;
             let password = read_password_stdin()?;
             match auth::authenticate(&store, &username, &password).await {
                 Ok((user, _)) => {
@@ -83,34 +82,34 @@ async fn dispatch(cli: Cli, config: &Config) -> CliResult<u8> {
                 Err(e) => Err(CliError::failed(e.to_string())),
             }
         }
-        Some(Command::Tenant(cmd)) => tenant_command(&config, cmd).await,
-        Some(Command::Worker(args)) => super::batch_commands::worker(&config, args).await,
+        Some(Command::Tenant(cmd)) => tenant_command(config, cmd).await,
+        Some(Command::Worker(args)) => super::batch_commands::worker(config, args).await,
         Some(Command::Group(cmd)) => {
-            super::contacts::group_command(&open(&config).await?, cmd).await
+            super::contacts::group_command(&open(config).await?, cmd).await
         }
         Some(Command::Contact(cmd)) => {
-            super::contacts::contact_command(&open(&config).await?, cmd).await
+            super::contacts::contact_command(&open(config).await?, cmd).await
         }
         Some(Command::Suppress(cmd)) => {
-            super::contacts::suppress_command(&open(&config).await?, cmd).await
+            super::contacts::suppress_command(&open(config).await?, cmd).await
         }
-        Some(Command::Template(cmd)) => super::mail_commands::template_command(&config, cmd).await,
-        Some(Command::Smtp(cmd)) => super::mail_commands::smtp_command(&config, cmd).await,
-        Some(Command::Batch(cmd)) => super::batch_commands::batch_command(&config, cmd).await,
-        Some(Command::Logs(args)) => super::logs_command::logs(&config, args, tui_opts).await,
-        Some(Command::Bounces(cmd)) => super::bounce_commands::bounces_command(&config, cmd).await,
+        Some(Command::Template(cmd)) => super::mail_commands::template_command(config, cmd).await,
+        Some(Command::Smtp(cmd)) => super::mail_commands::smtp_command(config, cmd).await,
+        Some(Command::Batch(cmd)) => super::batch_commands::batch_command(config, cmd).await,
+        Some(Command::Logs(args)) => super::logs_command::logs(config, args, tui_opts).await,
+        Some(Command::Bounces(cmd)) => super::bounce_commands::bounces_command(config, cmd).await,
         Some(Command::Unsubscribe(cmd)) => {
-            super::bounce_commands::unsubscribe_command(&config, cmd).await
+            super::bounce_commands::unsubscribe_command(config, cmd).await
         }
-        Some(Command::Dkim(cmd)) => super::dkim_commands::dkim_command(&config, cmd).await,
-        Some(Command::Backup(args)) => super::data_commands::backup_command(&config, args).await,
-        Some(Command::Restore(args)) => super::data_commands::restore_command(&config, args).await,
-        Some(Command::Stats(cmd)) => super::ops_commands::stats(&open(&config).await?, cmd).await,
+        Some(Command::Dkim(cmd)) => super::dkim_commands::dkim_command(config, cmd).await,
+        Some(Command::Backup(args)) => super::data_commands::backup_command(config, args).await,
+        Some(Command::Restore(args)) => super::data_commands::restore_command(config, args).await,
+        Some(Command::Stats(cmd)) => super::ops_commands::stats(&open(config).await?, cmd).await,
         Some(Command::Maintenance(cmd)) => {
-            super::ops_commands::maintenance(&open(&config).await?, cmd).await
+            super::ops_commands::maintenance(&open(config).await?, cmd).await
         }
-        Some(Command::Audit(cmd)) => super::ops_commands::audit(&open(&config).await?, cmd).await,
-        Some(Command::Doctor(args)) => super::ops_commands::doctor(&config, args).await,
+        Some(Command::Audit(cmd)) => super::ops_commands::audit(&open(config).await?, cmd).await,
+        Some(Command::Doctor(args)) => super::ops_commands::doctor(config, args).await,
         Some(Command::Completions(args)) => super::ops_commands::completions(args),
         Some(Command::Man) => super::ops_commands::man(),
     }
