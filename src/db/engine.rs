@@ -497,85 +497,165 @@ impl Store {
         if let Some(pg) = self.pg_pool() {
             return write_results_pg(pg, scope, batch_id, results).await;
         }
-        let ts = now();
-        let tenant = scope.tenant_id();
-        on_pool!(self, p => {
-            let mut tx = p.begin().await?;
-            let mut c = WriteCounts::default();
-            let mut unsent = 0i64;
-            for r in results {
-                let (status, error, response, message_id, next, attempt_back) = match &r.outcome {
-                    Outcome::Sent { smtp_response, message_id } => {
-                        ("sent", None, Some(smtp_response.as_str()), message_id.as_deref(), None, 0)
-                    }
-                    Outcome::Rejected { error, smtp_response, message_id } => {
-                        ("rejected", Some(error.as_str()), smtp_response.as_deref(), message_id.as_deref(), None, 0)
-                    }
-                    Outcome::Failed { error, smtp_response, message_id } => {
-                        ("failed", Some(error.as_str()), smtp_response.as_deref(), message_id.as_deref(), None, 0)
-                    }
-                    Outcome::Retry { error, smtp_response, next_attempt_at } => {
-                        ("pending", Some(error.as_str()), smtp_response.as_deref(), None, Some(*next_attempt_at), 0)
-                    }
-                    Outcome::Released => ("pending", None, None, None, Some(ts), 1),
-                };
-                let n = sqlx::query(
-                    "UPDATE logs_emaillog SET status = $3,
-                        error_message = CASE WHEN $3 = 'sent' THEN NULL ELSE COALESCE($4, error_message) END,
-                        smtp_response = COALESCE($5, smtp_response),
-                        message_id = COALESCE($6, message_id),
-                        sent_at = CASE WHEN $3 = 'sent' THEN $7 ELSE sent_at END,
-                        next_attempt_at = COALESCE($8, next_attempt_at),
-                        attempts = COALESCE(attempts, 0) - $9,
-                        lease_owner = NULL, lease_expires_at = NULL, updated_at = $7
-                     WHERE id = $1 AND status = 'sending' AND lease_owner = $2",
-                )
-                .bind(r.id)
-                .bind(&r.token)
-                .bind(status)
-                .bind(error)
-                .bind(response)
-                .bind(message_id)
-                .bind(ts)
-                .bind(next)
-                .bind(attempt_back)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                // A row no longer leased to this claim was given back (and its quota with
-                // it) by crash recovery: nothing to count.
-                if n == 0 {
-                    continue;
-                }
-                if !r.outcome.is_sent() {
-                    unsent += 1;
-                }
-                match &r.outcome {
-                    Outcome::Sent { .. } => c.sent += 1,
-                    Outcome::Rejected { .. } | Outcome::Failed { .. } => c.failed += 1,
-                    Outcome::Retry { .. } => c.retried += 1,
-                    Outcome::Released => c.released += 1,
-                }
-            }
-            if c.sent > 0 || c.failed > 0 {
-                sqlx::query(
-                    "UPDATE batches_batch SET sent_count = COALESCE(sent_count, 0) + $2,
-                        failed_count = COALESCE(failed_count, 0) + $3, updated_at = $4 WHERE id = $1",
-                )
-                .bind(batch_id)
-                .bind(c.sent)
-                .bind(c.failed)
-                .bind(ts)
-                .execute(&mut *tx)
-                .await?;
-            }
-            if unsent > 0 {
-                sqlx::query(RELEASE).bind(tenant).bind(unsent).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(c)
-        })
+        let Some(pool) = self.sqlite_pool() else {
+            return Err(DbError::Invalid("no database pool".into()));
+        };
+        write_results_sqlite(pool, scope, batch_id, results).await
     }
+}
+
+/// What one result writes: the row's new status, how it counts, its texts.
+struct RowWrite<'a> {
+    status: &'static str,
+    kind: &'static str,
+    error: Option<&'a str>,
+    response: Option<&'a str>,
+    message_id: Option<&'a str>,
+    next_at: Option<chrono::NaiveDateTime>,
+    /// 1 when the attempt does not count (released untried).
+    back: i32,
+}
+
+impl<'a> RowWrite<'a> {
+    fn of(outcome: &'a Outcome, ts: chrono::NaiveDateTime) -> RowWrite<'a> {
+        let w = |status, kind, error: Option<&'a String>, response: Option<&'a String>| RowWrite {
+            status,
+            kind,
+            error: error.map(String::as_str),
+            response: response.map(String::as_str),
+            message_id: None,
+            next_at: None,
+            back: 0,
+        };
+        match outcome {
+            Outcome::Sent {
+                smtp_response,
+                message_id,
+            } => RowWrite {
+                message_id: message_id.as_deref(),
+                ..w("sent", "sent", None, Some(smtp_response))
+            },
+            Outcome::Rejected {
+                error,
+                smtp_response,
+                message_id,
+            } => RowWrite {
+                message_id: message_id.as_deref(),
+                ..w("rejected", "failed", Some(error), smtp_response.as_ref())
+            },
+            Outcome::Failed {
+                error,
+                smtp_response,
+                message_id,
+            } => RowWrite {
+                message_id: message_id.as_deref(),
+                ..w("failed", "failed", Some(error), smtp_response.as_ref())
+            },
+            Outcome::Retry {
+                error,
+                smtp_response,
+                next_attempt_at,
+            } => RowWrite {
+                next_at: Some(*next_attempt_at),
+                ..w("pending", "retried", Some(error), smtp_response.as_ref())
+            },
+            Outcome::Released => RowWrite {
+                next_at: Some(ts),
+                back: 1,
+                ..w("pending", "released", None, None)
+            },
+        }
+    }
+}
+
+impl WriteCounts {
+    fn add(&mut self, kind: &str) {
+        match kind {
+            "sent" => self.sent += 1,
+            "failed" => self.failed += 1,
+            "retried" => self.retried += 1,
+            _ => self.released += 1,
+        }
+    }
+}
+
+/// SQLite: the whole set in one `UPDATE ... FROM json_each(...)` (a statement per row cost
+/// a round trip to sqlx's SQLite thread each and was the engine's main cost after the
+/// network). Timestamps are written in sqlx's own text form so comparisons keep working.
+/// The unary `+` keeps the planner off the status index: it must walk the JSON once and
+/// find each row by its primary key (otherwise it re-reads the JSON for every leased row).
+async fn write_results_sqlite(
+    pool: &sqlx::SqlitePool,
+    scope: TenantScope,
+    batch_id: i32,
+    results: &[RowResult],
+) -> DbResult<WriteCounts> {
+    let ts = now();
+    let fmt = |t: chrono::NaiveDateTime| t.format("%F %T%.f").to_string();
+    let mut kinds = std::collections::HashMap::with_capacity(results.len());
+    let rows: Vec<serde_json::Value> = results
+        .iter()
+        .map(|r| {
+            let w = RowWrite::of(&r.outcome, ts);
+            kinds.insert(r.id, w.kind);
+            serde_json::json!({
+                "id": r.id, "token": r.token, "status": w.status, "error": w.error,
+                "response": w.response, "mid": w.message_id,
+                "next": w.next_at.map(fmt), "back": w.back,
+            })
+        })
+        .collect();
+    let payload = serde_json::Value::Array(rows).to_string();
+    let mut tx = pool.begin().await?;
+    let done: Vec<i32> = sqlx::query_scalar(
+        "UPDATE logs_emaillog AS l SET status = v.status,
+            error_message = CASE WHEN v.status = 'sent' THEN NULL ELSE COALESCE(v.error, l.error_message) END,
+            smtp_response = COALESCE(v.response, l.smtp_response),
+            message_id = COALESCE(v.mid, l.message_id),
+            sent_at = CASE WHEN v.status = 'sent' THEN $2 ELSE l.sent_at END,
+            next_attempt_at = COALESCE(v.next, l.next_attempt_at),
+            attempts = COALESCE(l.attempts, 0) - v.back,
+            lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
+         FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.token') AS token,
+                      json_extract(value, '$.status') AS status, json_extract(value, '$.error') AS error,
+                      json_extract(value, '$.response') AS response, json_extract(value, '$.mid') AS mid,
+                      json_extract(value, '$.next') AS next, json_extract(value, '$.back') AS back
+               FROM json_each($1)) AS v
+         WHERE l.id = v.id AND +l.status = 'sending' AND +l.lease_owner = v.token
+         RETURNING id",
+    )
+    .bind(&payload)
+    .bind(ts)
+    .fetch_all(&mut *tx)
+    .await?;
+    // Only rows still leased to their claim were written; the others were given back (and
+    // their quota with them) by crash recovery: nothing to count.
+    let mut c = WriteCounts::default();
+    for id in &done {
+        c.add(kinds.get(id).copied().unwrap_or("released"));
+    }
+    if c.sent > 0 || c.failed > 0 {
+        sqlx::query(
+            "UPDATE batches_batch SET sent_count = COALESCE(sent_count, 0) + $2,
+                failed_count = COALESCE(failed_count, 0) + $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(batch_id)
+        .bind(c.sent)
+        .bind(c.failed)
+        .bind(ts)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let unsent = c.failed + c.retried + c.released;
+    if unsent > 0 {
+        sqlx::query(RELEASE)
+            .bind(scope.tenant_id())
+            .bind(unsent)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(c)
 }
 
 /// Postgres: the whole set in one `UPDATE ... FROM UNNEST(...)` instead of a statement per
@@ -598,69 +678,16 @@ async fn write_results_pg(
     let mut back: Vec<i32> = Vec::with_capacity(n);
     let mut kinds: Vec<String> = Vec::with_capacity(n);
     for r in results {
+        let w = RowWrite::of(&r.outcome, ts);
         ids.push(r.id);
         tokens.push(r.token.clone());
-        let (status, kind, error, response, mid, next, b) = match &r.outcome {
-            Outcome::Sent {
-                smtp_response,
-                message_id,
-            } => (
-                "sent",
-                "sent",
-                None,
-                Some(smtp_response.clone()),
-                message_id.clone(),
-                None,
-                0,
-            ),
-            Outcome::Rejected {
-                error,
-                smtp_response,
-                message_id,
-            } => (
-                "rejected",
-                "failed",
-                Some(error.clone()),
-                smtp_response.clone(),
-                message_id.clone(),
-                None,
-                0,
-            ),
-            Outcome::Failed {
-                error,
-                smtp_response,
-                message_id,
-            } => (
-                "failed",
-                "failed",
-                Some(error.clone()),
-                smtp_response.clone(),
-                message_id.clone(),
-                None,
-                0,
-            ),
-            Outcome::Retry {
-                error,
-                smtp_response,
-                next_attempt_at,
-            } => (
-                "pending",
-                "retried",
-                Some(error.clone()),
-                smtp_response.clone(),
-                None,
-                Some(*next_attempt_at),
-                0,
-            ),
-            Outcome::Released => ("pending", "released", None, None, None, Some(ts), 1),
-        };
-        statuses.push(status.to_string());
-        kinds.push(kind.to_string());
-        errors.push(error);
-        responses.push(response);
-        message_ids.push(mid);
-        next_at.push(next);
-        back.push(b);
+        statuses.push(w.status.to_string());
+        kinds.push(w.kind.to_string());
+        errors.push(w.error.map(str::to_string));
+        responses.push(w.response.map(str::to_string));
+        message_ids.push(w.message_id.map(str::to_string));
+        next_at.push(w.next_at);
+        back.push(w.back);
     }
     let mut tx = pool.begin().await?;
     let done: Vec<String> = sqlx::query_scalar(
@@ -694,12 +721,7 @@ async fn write_results_pg(
     // their quota with them) by crash recovery.
     let mut c = WriteCounts::default();
     for k in &done {
-        match k.as_str() {
-            "sent" => c.sent += 1,
-            "failed" => c.failed += 1,
-            "retried" => c.retried += 1,
-            _ => c.released += 1,
-        }
+        c.add(k);
     }
     if c.sent > 0 || c.failed > 0 {
         sqlx::query(

@@ -358,6 +358,7 @@ impl App {
                 self.drain().await;
             }
             ExternalEvent::Engine(ev) => self.engine_event(ev).await,
+            ExternalEvent::BatchChanged(change) => self.batch_changed(&change).await,
         }
     }
 

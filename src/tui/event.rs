@@ -33,4 +33,6 @@ pub enum ExternalEvent {
     ImportDone(Result<crate::db::ImportCounts, String>),
     /// Progress or a status change from the engine running in this process.
     Engine(crate::engine::EngineEvent),
+    /// A batch changed in the database (Postgres NOTIFY: any process, the web app too).
+    BatchChanged(crate::db::BatchChange),
 }

@@ -103,6 +103,7 @@ pub async fn run_app(
         forward_engine_events(engine.subscribe(), tx.clone());
         app.attach_engine(engine);
     }
+    spawn_batch_listener(app.store.clone(), tx.clone());
     app.events = Some(tx);
     if let Some((user, actor)) = login {
         app.start_session(user, actor).await;
@@ -168,6 +169,39 @@ async fn event_loop(
             _ = sigint.recv() => return Ok("SIGINT"),
         }
     }
+}
+
+/// On Postgres, forwards batch changes (NOTIFY from this or any other process, the web app
+/// included) to the event loop, so status changes show at once rather than at the next
+/// poll. Nothing on SQLite (the screens poll). A lost connection is retried every few
+/// seconds; the screens keep polling meanwhile.
+pub fn spawn_batch_listener(store: Store, tx: tokio::sync::mpsc::Sender<ExternalEvent>) {
+    tokio::spawn(async move {
+        let mut listener = match store.batch_listener().await {
+            Ok(Some(l)) => l,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "no batch notifications; polling only");
+                return;
+            }
+        };
+        loop {
+            match listener.next().await {
+                Ok(change) => {
+                    if tx.send(ExternalEvent::BatchChanged(change)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "batch notifications lost; retrying");
+                    if tx.is_closed() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+    });
 }
 
 fn store_is_sqlite(store: &Store) -> bool {

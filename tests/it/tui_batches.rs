@@ -666,3 +666,87 @@ async fn composer_schedules_in_local_time_and_refuses_bad_input() {
     })
     .await;
 }
+
+/// On Postgres the screen hears of another process's status change through LISTEN/NOTIFY
+/// (the migration 5 trigger) at once, without waiting for its next poll; SQLite has no
+/// notifications and keeps polling.
+mod batch_notifications {
+    use super::*;
+    use recalliq::tui::ExternalEvent;
+
+    async fn case(store: Store) {
+        let outbox = tempfile::tempdir().unwrap();
+        let scope = seed_batches(&store, outbox.path()).await;
+        let size = (120, 20);
+        let mut app = app_for(&store, "alice", size).await;
+        press(&mut app, "8").await;
+        let row = |app: &App| {
+            render(app, size)
+                .lines()
+                .find(|l| l.contains("Autumn"))
+                .unwrap()
+                .to_string()
+        };
+        assert!(row(&app).contains("running"), "{}", row(&app));
+        // Just polled: a poll now would not reload.
+        app.poll_batches(std::time::Instant::now()).await;
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        recalliq::tui::spawn_batch_listener(store.clone(), tx);
+        let other = store.clone();
+        // The listener needs a moment to LISTEN; pause from "another process" until it
+        // hears, at most a few seconds.
+        let mut heard = None;
+        if store.backend() == recalliq::db::Backend::Postgres {
+            for attempt in 0..50 {
+                if attempt % 2 == 0 {
+                    let _ = other.pause_batch(scope, 3, Some("paused elsewhere")).await;
+                    let _ = other.resume_batch(scope, 3).await;
+                    other
+                        .pause_batch(scope, 3, Some("paused elsewhere"))
+                        .await
+                        .ok();
+                }
+                if let Ok(Some(ev)) =
+                    tokio::time::timeout(Duration::from_millis(100), rx.recv()).await
+                {
+                    heard = Some(ev);
+                    break;
+                }
+            }
+            let ev = heard.expect("no notification within 5 s");
+            assert!(
+                matches!(ev, ExternalEvent::BatchChanged(ref c) if c.batch_id == 3),
+                "{ev:?}"
+            );
+            // Make sure the latest state is paused, then apply the event: shown at once.
+            while let Ok(Some(_)) =
+                tokio::time::timeout(Duration::from_millis(300), rx.recv()).await
+            {}
+            let b = store.get_batch(scope, 3).await.unwrap();
+            assert_eq!(b.status, "paused");
+            app.handle_external(ev).await;
+            assert!(row(&app).contains("paused"), "{}", row(&app));
+        } else {
+            store
+                .pause_batch(scope, 3, Some("paused elsewhere"))
+                .await
+                .unwrap();
+            let none = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await;
+            assert!(
+                matches!(none, Ok(None) | Err(_)),
+                "SQLite has no notifications: {none:?}"
+            );
+            assert!(row(&app).contains("running"), "{}", row(&app));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        crate::support::with_sqlite(|store| async move { case(store).await }).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        crate::support::with_postgres(|store| async move { case(store).await }).await;
+    }
+}

@@ -523,6 +523,20 @@ impl App {
         self.drain().await;
     }
 
+    /// A batch changed in the database (Postgres NOTIFY, from any process): the batches
+    /// screens reload at once instead of at their next poll; the dashboard counts it too.
+    pub async fn batch_changed(&mut self, change: &crate::db::BatchChange) {
+        tracing::debug!(batch_id = change.batch_id, status = %change.status, "batch changed");
+        if matches!(self.screen, ScreenId::Batches | ScreenId::BatchDetail) {
+            self.last_poll = None;
+            self.poll_batches(Instant::now()).await;
+        } else if self.screen == ScreenId::Dashboard && self.session.is_some() {
+            self.invalidate(ScreenId::Dashboard);
+            self.load(ScreenId::Dashboard).await;
+            self.dirty = true;
+        }
+    }
+
     /// Polls the database about once a second while batches are on screen, so batches run
     /// by another process move too. Draws only when something changed.
     pub async fn poll_batches(&mut self, now: Instant) {
