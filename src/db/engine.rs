@@ -501,6 +501,8 @@ impl Store {
         let tenant = scope.tenant_id();
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
+            // Attempt history (issue 7): one INSERT for the batch's retries, none otherwise.
+            super::attempts::record_attempts(&mut tx, tenant, ts, results).await?;
             let mut c = WriteCounts::default();
             let mut unsent = 0i64;
             for r in results {
@@ -663,6 +665,8 @@ async fn write_results_pg(
         back.push(b);
     }
     let mut tx = pool.begin().await?;
+    // Attempt history (issue 7): one INSERT for the batch's retries, none otherwise.
+    super::attempts::record_attempts(&mut tx, scope.tenant_id(), ts, results).await?;
     let done: Vec<String> = sqlx::query_scalar(
         "UPDATE logs_emaillog l SET status = v.status,
             error_message = CASE WHEN v.status = 'sent' THEN NULL ELSE COALESCE(v.error, l.error_message) END,

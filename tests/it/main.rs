@@ -30,3 +30,4 @@ mod tui_groups;
 mod tui_logs;
 mod tui_ops;
 mod tui_templates;
+mod attempts;
