@@ -75,47 +75,53 @@ store_test!(deferred_twice_then_accepted, |store| async move {
     );
 });
 
-store_test!(first_try_success_writes_no_attempt_row, |store| async move {
-    let sink = SmtpSink::start(SinkConfig {
-        reject: ["user1@example.com".to_string()].into_iter().collect(),
-        ..SinkConfig::default()
-    });
-    let f = fixture(&store, "acme.test", sink.port(), 4, 2).await;
-    store.start_batch(f.scope, f.batch_id).await.unwrap();
-    run_once(&store, fast_config()).await;
-    let rows = logs(&store, &f).await;
-    assert_eq!(rows.iter().filter(|r| r.status == "sent").count(), 3);
-    // Sent and rejected at the first try: the log row is the whole history.
-    assert_eq!(count(&store, ATTEMPT_ROWS).await, 0);
-    let rejected = rows.iter().find(|r| r.status == "rejected").unwrap();
-    let d = store.email_log_detail(f.scope, rejected.id).await.unwrap();
-    assert_eq!(d.attempts.len(), 1);
-    assert_eq!(
-        (d.attempts[0].outcome.as_str(), d.attempts[0].smtp_code),
-        ("rejected", Some(550))
-    );
-});
-
-store_test!(dropped_connections_are_stored_as_attempts, |store| async move {
-    let sink = SmtpSink::start(SinkConfig {
-        drop_first_data: 2,
-        ..SinkConfig::default()
-    });
-    let f = fixture(&store, "acme.test", sink.port(), 3, 1).await;
-    store.start_batch(f.scope, f.batch_id).await.unwrap();
-    run_once(&store, fast_config()).await;
-    let rows = logs(&store, &f).await;
-    assert!(rows.iter().all(|r| r.status == "sent"), "{rows:?}");
-    let extra: i32 = rows.iter().map(|r| r.attempts - 1).sum();
-    // Every attempt beyond the final one is stored, none twice.
-    assert_eq!(count(&store, ATTEMPT_ROWS).await, i64::from(extra));
-    assert!(extra >= 2, "{rows:?}");
-    for r in &rows {
-        let d = store.email_log_detail(f.scope, r.id).await.unwrap();
-        assert_eq!(d.attempts.len() as i32, r.attempts, "{d:?}");
-        assert_eq!(d.attempts.last().unwrap().outcome, "sent");
+store_test!(
+    first_try_success_writes_no_attempt_row,
+    |store| async move {
+        let sink = SmtpSink::start(SinkConfig {
+            reject: ["user1@example.com".to_string()].into_iter().collect(),
+            ..SinkConfig::default()
+        });
+        let f = fixture(&store, "acme.test", sink.port(), 4, 2).await;
+        store.start_batch(f.scope, f.batch_id).await.unwrap();
+        run_once(&store, fast_config()).await;
+        let rows = logs(&store, &f).await;
+        assert_eq!(rows.iter().filter(|r| r.status == "sent").count(), 3);
+        // Sent and rejected at the first try: the log row is the whole history.
+        assert_eq!(count(&store, ATTEMPT_ROWS).await, 0);
+        let rejected = rows.iter().find(|r| r.status == "rejected").unwrap();
+        let d = store.email_log_detail(f.scope, rejected.id).await.unwrap();
+        assert_eq!(d.attempts.len(), 1);
+        assert_eq!(
+            (d.attempts[0].outcome.as_str(), d.attempts[0].smtp_code),
+            ("rejected", Some(550))
+        );
     }
-});
+);
+
+store_test!(
+    dropped_connections_are_stored_as_attempts,
+    |store| async move {
+        let sink = SmtpSink::start(SinkConfig {
+            drop_first_data: 2,
+            ..SinkConfig::default()
+        });
+        let f = fixture(&store, "acme.test", sink.port(), 3, 1).await;
+        store.start_batch(f.scope, f.batch_id).await.unwrap();
+        run_once(&store, fast_config()).await;
+        let rows = logs(&store, &f).await;
+        assert!(rows.iter().all(|r| r.status == "sent"), "{rows:?}");
+        let extra: i32 = rows.iter().map(|r| r.attempts - 1).sum();
+        // Every attempt beyond the final one is stored, none twice.
+        assert_eq!(count(&store, ATTEMPT_ROWS).await, i64::from(extra));
+        assert!(extra >= 2, "{rows:?}");
+        for r in &rows {
+            let d = store.email_log_detail(f.scope, r.id).await.unwrap();
+            assert_eq!(d.attempts.len() as i32, r.attempts, "{d:?}");
+            assert_eq!(d.attempts.last().unwrap().outcome, "sent");
+        }
+    }
+);
 
 store_test!(triage_retry_keeps_the_history, |store| async move {
     // Three deferrals use up the retries (fast_config: two); the fourth try is accepted.
@@ -132,7 +138,13 @@ store_test!(triage_retry_keeps_the_history, |store| async move {
     let outcomes: Vec<&str> = d.attempts.iter().map(|a| a.outcome.as_str()).collect();
     assert_eq!(outcomes, ["retry", "retry", "failed"]);
     store
-        .retry_logs(f.scope, f.batch_id, &[row.id], RetryMode::SameBatch, "alice")
+        .retry_logs(
+            f.scope,
+            f.batch_id,
+            &[row.id],
+            RetryMode::SameBatch,
+            "alice",
+        )
         .await
         .unwrap();
     run_once(&store, fast_config()).await;
@@ -177,9 +189,8 @@ store_test!(retention_and_purge_remove_attempts, |store| async move {
     }
     run_once(&store, fast_config()).await;
     // Each address deferred once.
-    let per_tenant = |t: i32| {
-        format!("SELECT COUNT(*) FROM recalliq_emailattempt WHERE tenant_id = {t}")
-    };
+    let per_tenant =
+        |t: i32| format!("SELECT COUNT(*) FROM recalliq_emailattempt WHERE tenant_id = {t}");
     assert_eq!(count(&store, &per_tenant(a.tenant_id)).await, 2);
     assert_eq!(count(&store, &per_tenant(b.tenant_id)).await, 3);
     // Retention: a's logs are old enough to go, and their attempts with them.

@@ -4,6 +4,7 @@
 mod support;
 
 mod attach;
+mod attempts;
 mod auth;
 mod batch_review;
 mod bounces;
@@ -30,4 +31,3 @@ mod tui_groups;
 mod tui_logs;
 mod tui_ops;
 mod tui_templates;
-mod attempts;

@@ -521,16 +521,20 @@ async fn spread_over_days(store: &Store) {
         ("eve@example.com", "2026-03-03 12:00:00"),
         ("finn@example.com", "2026-03-05 00:00:00"),
     ] {
+        // Plain literals: a CAST to TIMESTAMP is numeric on SQLite.
         exec(
             store,
             &format!(
-                "UPDATE logs_emaillog SET updated_at = CAST('{day}' AS TIMESTAMP),
-                    sent_at = CASE WHEN status = 'sent' THEN CAST('{day}' AS TIMESTAMP) ELSE NULL END
-                 WHERE recipient_email = '{email}'"
+                "UPDATE logs_emaillog SET updated_at = '{day}' WHERE recipient_email = '{email}'"
             ),
         )
         .await;
     }
+    exec(
+        store,
+        "UPDATE logs_emaillog SET sent_at = CASE WHEN status = 'sent' THEN updated_at ELSE NULL END",
+    )
+    .await;
 }
 
 fn recipients(app: &recalliq::tui::App) -> Vec<String> {
@@ -676,23 +680,26 @@ crate::store_test!(detail_shows_the_attempt_history, |store| async move {
     store.start_batch(f.scope, f.batch_id).await.unwrap();
     run_once(&store, fast_config()).await;
     // Fixed times for the snapshot.
+    // Plain literals: a CAST to TIMESTAMP is numeric on SQLite.
+    for (attempt, at) in [(1, "2026-03-01 09:00:00"), (2, "2026-03-01 09:00:30")] {
+        exec(
+            &store,
+            &format!(
+                "UPDATE recalliq_emailattempt SET attempted_at = '{at}' WHERE attempt = {attempt}"
+            ),
+        )
+        .await;
+    }
     exec(
         &store,
-        "UPDATE recalliq_emailattempt SET attempted_at = CASE WHEN attempt = 1
-            THEN CAST('2026-03-01 09:00:00' AS TIMESTAMP) ELSE CAST('2026-03-01 09:00:30' AS TIMESTAMP) END",
+        "UPDATE logs_emaillog SET created_at = '2026-03-01 08:59:59',
+            updated_at = '2026-03-01 09:01:30', sent_at = '2026-03-01 09:01:30',
+            next_attempt_at = '2026-03-01 09:01:30'",
     )
     .await;
     exec(
         &store,
-        "UPDATE logs_emaillog SET created_at = CAST('2026-03-01 08:59:59' AS TIMESTAMP),
-            updated_at = CAST('2026-03-01 09:01:30' AS TIMESTAMP),
-            sent_at = CAST('2026-03-01 09:01:30' AS TIMESTAMP),
-            next_attempt_at = CAST('2026-03-01 09:01:30' AS TIMESTAMP)",
-    )
-    .await;
-    exec(
-        &store,
-        "UPDATE logs_batchexecutionlog SET created_at = CAST('2026-03-01 09:00:00' AS TIMESTAMP)",
+        "UPDATE logs_batchexecutionlog SET created_at = '2026-03-01 09:00:00'",
     )
     .await;
     let size = (120, 40);
