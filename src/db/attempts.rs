@@ -184,3 +184,58 @@ pub fn attempt_history(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_code_reads_the_leading_three_digits() {
+        assert_eq!(smtp_code(Some("451 4.3.0 try later")), Some(451));
+        assert_eq!(smtp_code(Some("  250 ok")), Some(250));
+        assert_eq!(smtp_code(Some("connection refused")), None);
+        assert_eq!(smtp_code(Some("45")), None);
+        assert_eq!(smtp_code(None), None);
+    }
+
+    fn log(status: &str, attempts: i32) -> EmailLog {
+        EmailLog {
+            id: 1,
+            batch_id: 1,
+            recipient_email: "a@x.test".into(),
+            recipient_name: None,
+            status: status.into(),
+            sent_at: None,
+            error_message: Some("temporary failure".into()),
+            smtp_response: Some("451 4.3.0 later".into()),
+            created_at: None,
+            attempts,
+            next_attempt_at: None,
+            message_id: None,
+        }
+    }
+
+    #[test]
+    fn the_final_state_ends_the_history_only_when_there_is_one() {
+        let t = NaiveDateTime::default();
+        let stored = vec![EmailAttempt {
+            attempt: 1,
+            attempted_at: t,
+            outcome: "retry".into(),
+            smtp_code: Some(451),
+            smtp_response: Some("451 4.3.0 later".into()),
+            error_message: None,
+        }];
+        // Waiting for its next try: the deferral is already the last entry.
+        assert_eq!(
+            attempt_history(&log("pending", 1), Some(t), &stored).len(),
+            1
+        );
+        let h = attempt_history(&log("failed", 2), Some(t), &stored);
+        assert_eq!(h.len(), 2);
+        assert_eq!((h[1].attempt, h[1].outcome.as_str()), (2, "failed"));
+        assert_eq!(h[1].error_message.as_deref(), Some("temporary failure"));
+        // Never tried: no entry at all.
+        assert!(attempt_history(&log("pending", 0), None, &[]).is_empty());
+    }
+}
