@@ -607,6 +607,8 @@ async fn write_results_sqlite(
         .collect();
     let payload = serde_json::Value::Array(rows).to_string();
     let mut tx = pool.begin().await?;
+    // Attempt history (issue 7): one INSERT for the batch's retries, none otherwise.
+    super::attempts::record_attempts(&mut tx, scope.tenant_id(), ts, results).await?;
     let done: Vec<i32> = sqlx::query_scalar(
         "UPDATE logs_emaillog AS l SET status = v.status,
             error_message = CASE WHEN v.status = 'sent' THEN NULL ELSE COALESCE(v.error, l.error_message) END,
@@ -690,6 +692,8 @@ async fn write_results_pg(
         back.push(w.back);
     }
     let mut tx = pool.begin().await?;
+    // Attempt history (issue 7): one INSERT for the batch's retries, none otherwise.
+    super::attempts::record_attempts(&mut tx, scope.tenant_id(), ts, results).await?;
     let done: Vec<String> = sqlx::query_scalar(
         "UPDATE logs_emaillog l SET status = v.status,
             error_message = CASE WHEN v.status = 'sent' THEN NULL ELSE COALESCE(v.error, l.error_message) END,

@@ -259,6 +259,9 @@ pub struct LogDetail {
     pub suppressed: bool,
     /// This batch's execution-log entries that mention the row (triage actions on it).
     pub history: Vec<String>,
+    /// Every attempt, oldest first: the stored ones (deferrals, dropped connections,
+    /// failures retried from triage) then the row's final state.
+    pub attempts: Vec<super::EmailAttempt>,
 }
 
 /// What to do with tagged rows of a finished batch.
@@ -492,7 +495,10 @@ impl Store {
                 )
             })
             .collect();
+        let stored = self.email_attempts(scope, id).await?;
+        let attempts = super::attempt_history(&log, extra.0, &stored);
         Ok(LogDetail {
+            attempts,
             updated_at: extra.0,
             contact_id: extra.1,
             contact_active: extra.1.map(|_| extra.2.unwrap_or(true)),
@@ -601,6 +607,15 @@ impl Store {
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
             for chunk in ids.chunks(500) {
+                // The failure being retried stays in the attempt history.
+                let mut args = vec![Arg::Int(scope.tenant_id()), Arg::Time(ts), Arg::Int(batch_id)];
+                args.extend(chunk.iter().map(|id| Arg::Int(*id)));
+                let sql = super::attempts::archive_final_sql(chunk.len());
+                bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), &args)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for chunk in ids.chunks(500) {
                 let mut b = Built { sql: String::new(), args: vec![Arg::Int(batch_id), Arg::Time(ts)] };
                 let ps: Vec<String> = chunk.iter().map(|id| b.push(Arg::Int(*id))).collect();
                 let sql = format!(
@@ -631,7 +646,6 @@ impl Store {
             .await?;
             tx.commit().await?;
         });
-        let _ = scope;
         Ok(changed)
     }
 

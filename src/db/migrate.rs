@@ -72,10 +72,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0010_dkim.sql"),
         postgres: include_str!("../../migrations/postgres/0010_dkim.sql"),
     },
+    Migration {
+        version: 12,
+        name: "email_attempts",
+        sqlite: include_str!("../../migrations/sqlite/0012_email_attempts.sql"),
+        postgres: include_str!("../../migrations/postgres/0012_email_attempts.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 10;
+pub const LATEST_VERSION: i64 = 12;
 
 const CREATE_TRACKING: &str = "CREATE TABLE IF NOT EXISTS recalliq_schema_migrations (
     version BIGINT PRIMARY KEY,

@@ -2,6 +2,7 @@
 //! both. Every query that touches tenant-owned rows takes a `TenantScope`, so a call that
 //! reads or writes another tenant's data cannot be written (see `scope.rs`).
 
+mod attempts;
 mod audience;
 mod audit;
 mod batch_admin;
@@ -26,6 +27,7 @@ mod templates;
 mod tenants;
 mod users;
 
+pub use attempts::{EmailAttempt, attempt_history, smtp_code};
 pub use audience::AudienceRow;
 pub use audit::{
     ACTION_LOGIN, AuditFilter, AuditRecord, Interface, OUTCOME_DENIED, OUTCOME_FAILED, OUTCOME_OK,

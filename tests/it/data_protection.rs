@@ -402,9 +402,19 @@ async fn row_level_security_hides_other_tenants_rows() {
         let b = populate(&owner, "b.test", 2).await;
         owner.start_batch(a.scope, a.batch_id).await.unwrap();
         owner.start_batch(b.scope, b.batch_id).await.unwrap();
+        // One attempt row per log (issue 7's history): a 3, b 2.
+        sqlx::query(
+            "INSERT INTO recalliq_emailattempt (tenant_id, email_log_id, attempt, attempted_at, outcome)
+             SELECT b.tenant_id, l.id, 1, NOW(), 'retry' FROM logs_emaillog l
+             JOIN batches_batch b ON b.id = l.batch_id",
+        )
+        .execute(owner.pg_pool().unwrap())
+        .await
+        .unwrap();
         let all = Actor::system().all_tenants().unwrap();
         let report = owner.set_row_level_security(&all, true).await.unwrap();
         assert!(report.tables.contains(&"logs_emaillog".to_string()));
+        assert!(report.tables.contains(&"recalliq_emailattempt".to_string()));
         assert!(report.tables.contains(&"tenants_groupemail".to_string()));
         assert!(
             report
@@ -446,6 +456,7 @@ async fn row_level_security_hides_other_tenants_rows() {
             assert_eq!(raw("SELECT COUNT(*) FROM tenants_groupemail").await, 3);
             assert_eq!(raw("SELECT COUNT(*) FROM logs_emaillog").await, 3);
             assert_eq!(raw("SELECT COUNT(*) FROM recalliq_suppression").await, 1);
+            assert_eq!(raw("SELECT COUNT(*) FROM recalliq_emailattempt").await, 3);
             let n: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM logs_emaillog WHERE batch_id = $1")
                     .bind(b.batch_id)
@@ -483,6 +494,7 @@ async fn row_level_security_hides_other_tenants_rows() {
         rls::bypass(&all, async {
             assert_eq!(raw("SELECT COUNT(*) FROM tenants_groupemail").await, 5);
             assert_eq!(raw("SELECT COUNT(*) FROM logs_emaillog").await, 5);
+            assert_eq!(raw("SELECT COUNT(*) FROM recalliq_emailattempt").await, 5);
             let failed: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM logs_emaillog WHERE status = 'failed'")
                     .fetch_one(&ap)

@@ -4,6 +4,7 @@
 mod support;
 
 mod attach;
+mod attempts;
 mod auth;
 mod batch_review;
 mod bounces;

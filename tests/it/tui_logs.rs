@@ -509,3 +509,209 @@ async fn bench_logs_1m_sqlite() {
 async fn bench_logs_1m_postgres() {
     crate::support::with_postgres(|store| bench_million(store, "postgres")).await;
 }
+
+/// Spreads `seed_batch`'s rows over four days (the viewer's date is
+/// `COALESCE(sent_at, updated_at, created_at)`).
+async fn spread_over_days(store: &Store) {
+    for (email, day) in [
+        ("ann@example.com", "2026-03-01 09:00:05"),
+        ("ben@example.com", "2026-03-02 08:00:00"),
+        ("cy@example.com", "2026-03-02 23:59:30"),
+        ("dana@example.com", "2026-03-04 10:00:00"),
+        ("eve@example.com", "2026-03-03 12:00:00"),
+        ("finn@example.com", "2026-03-05 00:00:00"),
+    ] {
+        // Plain literals: a CAST to TIMESTAMP is numeric on SQLite.
+        exec(
+            store,
+            &format!(
+                "UPDATE logs_emaillog SET updated_at = '{day}' WHERE recipient_email = '{email}'"
+            ),
+        )
+        .await;
+    }
+    exec(
+        store,
+        "UPDATE logs_emaillog SET sent_at = CASE WHEN status = 'sent' THEN updated_at ELSE NULL END",
+    )
+    .await;
+}
+
+fn recipients(app: &recalliq::tui::App) -> Vec<String> {
+    app.logs
+        .table
+        .rows
+        .iter()
+        .map(|r| r.recipient_email.clone())
+        .collect()
+}
+
+crate::store_test!(date_range_form_filters_the_rows, |store| async move {
+    seed(&store).await;
+    let (_, batch) = seed_batch(&store).await;
+    spread_over_days(&store).await;
+    let size = (120, 40);
+    let mut app = app_as(&store, "alice", size, opts()).await;
+    app.open_logs(Some(batch)).await;
+    app.refresh_logs().await;
+    assert_eq!(app.logs.table.total, 6);
+    // From the 2nd to the 3rd (a bare end date is its last second).
+    press(&mut app, "D").await;
+    assert!(render(&app, size).contains("Date range"));
+    press(&mut app, "2026-03-02").await;
+    press_code(&mut app, KeyCode::Tab).await;
+    press(&mut app, "2026-03-03").await;
+    press_code(&mut app, KeyCode::Enter).await;
+    assert!(app.popup.is_none(), "the form closed");
+    app.refresh_logs().await;
+    assert_eq!(
+        recipients(&app),
+        ["ben@example.com", "cy@example.com", "eve@example.com"]
+    );
+    assert_eq!(app.logs.table.total, 3);
+    let text = render(&app, size);
+    assert!(
+        text.contains("date=2026-03-02 00:00..2026-03-03 23:59"),
+        "{text}"
+    );
+    // Combined with a status filter: only the failed row of the range.
+    press(&mut app, "F").await;
+    app.refresh_logs().await;
+    assert_eq!(recipients(&app), ["cy@example.com"]);
+    let text = render(&app, size);
+    assert!(text.contains("status=failed"), "{text}");
+    assert!(text.contains("date=2026-03-02 00:00.."), "{text}");
+    // An open start: everything up to the 2nd at 12:00, all statuses.
+    press(&mut app, "A").await;
+    press(&mut app, "D").await;
+    for _ in 0..20 {
+        press_code(&mut app, KeyCode::Backspace).await;
+    }
+    press_code(&mut app, KeyCode::Tab).await;
+    for _ in 0..20 {
+        press_code(&mut app, KeyCode::Backspace).await;
+    }
+    press(&mut app, "2026-03-02 12:00").await;
+    press_code(&mut app, KeyCode::Enter).await;
+    app.refresh_logs().await;
+    assert_eq!(recipients(&app), ["ann@example.com", "ben@example.com"]);
+    assert!(render(&app, size).contains("date=..2026-03-02 12:00"));
+});
+
+crate::store_test!(follow_mode_shows_rows_written_later, |store| async move {
+    use recalliq::db::NewEmailLog;
+    seed(&store).await;
+    let (scope, batch) = seed_batch(&store).await;
+    let size = (120, 40);
+    let mut app = app_as(&store, "alice", size, opts()).await;
+    app.open_logs(Some(batch)).await;
+    app.refresh_logs().await;
+    press(&mut app, "f").await;
+    assert!(app.logs.follow);
+    app.refresh_logs().await;
+    let selected = |app: &recalliq::tui::App| {
+        app.logs
+            .table
+            .selected_row()
+            .map(|r| r.recipient_email.clone())
+    };
+    assert_eq!(selected(&app).as_deref(), Some("finn@example.com"));
+    assert!(render(&app, size).contains("[follow]"));
+    // The engine (here: the store) adds rows after the screen opened.
+    let add = async |email: String| {
+        store
+            .add_email_log(
+                scope,
+                batch,
+                &NewEmailLog {
+                    recipient_email: email,
+                    recipient_name: None,
+                    status: EmailStatus::Sent,
+                    sent_at: Some(recalliq::db::now()),
+                    error_message: None,
+                    smtp_response: Some("250 2.0.0 Ok".into()),
+                },
+            )
+            .await
+            .unwrap()
+    };
+    for i in 0..3 {
+        add(format!("late{i}@example.com")).await;
+    }
+    app.refresh_logs().await;
+    assert_eq!(app.logs.table.total, 9);
+    assert!(recipients(&app).contains(&"late2@example.com".to_string()));
+    // Following: the newest row is selected and in view.
+    assert_eq!(selected(&app).as_deref(), Some("late2@example.com"));
+    assert!(render(&app, size).contains("late2@example.com"));
+    // Moving the selection stops following; later rows are counted and shown while the
+    // selected row stays the same recipient.
+    press_code(&mut app, KeyCode::Up).await;
+    press_code(&mut app, KeyCode::Up).await;
+    assert!(!app.logs.follow);
+    let before = selected(&app);
+    assert_eq!(before.as_deref(), Some("late0@example.com"));
+    for i in 3..5 {
+        add(format!("late{i}@example.com")).await;
+    }
+    exec(
+        &store,
+        "UPDATE logs_emaillog SET status = 'sent' WHERE status = 'pending'",
+    )
+    .await;
+    app.refresh_logs().await;
+    assert_eq!(app.logs.table.total, 11);
+    assert_eq!(selected(&app), before);
+    assert!(recipients(&app).contains(&"late4@example.com".to_string()));
+    assert_eq!(app.logs.counts.pending, 0);
+    assert!(!render(&app, size).contains("[follow]"));
+});
+
+crate::store_test!(detail_shows_the_attempt_history, |store| async move {
+    use crate::engine::{fast_config, fixture, run_once};
+    use crate::support::smtp::{SinkConfig, SmtpSink};
+    seed(&store).await;
+    // Deferred twice (451), accepted at the third try.
+    let sink = SmtpSink::start(SinkConfig {
+        defer_first: 2,
+        ..SinkConfig::default()
+    });
+    let f = fixture(&store, "deferred.test", sink.port(), 1, 1).await;
+    store.start_batch(f.scope, f.batch_id).await.unwrap();
+    run_once(&store, fast_config()).await;
+    // Fixed times for the snapshot.
+    // Plain literals: a CAST to TIMESTAMP is numeric on SQLite.
+    for (attempt, at) in [(1, "2026-03-01 09:00:00"), (2, "2026-03-01 09:00:30")] {
+        exec(
+            &store,
+            &format!(
+                "UPDATE recalliq_emailattempt SET attempted_at = '{at}' WHERE attempt = {attempt}"
+            ),
+        )
+        .await;
+    }
+    exec(
+        &store,
+        "UPDATE logs_emaillog SET created_at = '2026-03-01 08:59:59',
+            updated_at = '2026-03-01 09:01:30', sent_at = '2026-03-01 09:01:30',
+            next_attempt_at = '2026-03-01 09:01:30'",
+    )
+    .await;
+    exec(
+        &store,
+        "UPDATE logs_batchexecutionlog SET created_at = '2026-03-01 09:00:00'",
+    )
+    .await;
+    let size = (120, 40);
+    let mut app = app_as(&store, "root", size, opts()).await;
+    app.open_logs(Some(f.batch_id)).await;
+    app.refresh_logs().await;
+    press_code(&mut app, KeyCode::Enter).await;
+    let d = app.logs.detail.as_ref().expect("detail open");
+    assert_eq!(d.detail.attempts.len(), 3, "2 deferrals + the final send");
+    let text = render(&app, size);
+    assert!(text.contains("attempt history"), "{text}");
+    assert_eq!(text.matches("retry      451").count(), 2, "{text}");
+    assert!(text.contains("sent       250"), "{text}");
+    snap("logs_detail_attempts", size, text);
+});

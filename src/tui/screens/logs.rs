@@ -649,6 +649,34 @@ fn draw_detail(frame: &mut Frame, area: Rect, theme: &Theme, d: &DetailView) {
     for h in &d.detail.history {
         lines.push(field("triage", h.clone()));
     }
+    lines.push(Line::styled("attempt history", theme.accent()));
+    if d.detail.attempts.is_empty() {
+        lines.push(Line::styled("—", theme.muted()));
+    }
+    for (i, a) in d.detail.attempts.iter().enumerate() {
+        let reply = a
+            .smtp_response
+            .as_deref()
+            .filter(|r| !r.trim().is_empty())
+            .or(a.error_message.as_deref())
+            .unwrap_or("—");
+        // Two lines an attempt: the pane is narrow beside the table.
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:>2}. ", i + 1), theme.muted()),
+            Span::raw(format!(
+                "{} {:<10} {}",
+                a.attempted_at.format("%m-%d %H:%M:%S"),
+                a.outcome,
+                a.smtp_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "—".into())
+            )),
+        ]));
+        lines.push(Line::raw(format!(
+            "    {}",
+            reply.lines().next().unwrap_or("")
+        )));
+    }
     lines.push(Line::styled("error_message", theme.accent()));
     lines.push(Line::raw(
         l.error_message.clone().unwrap_or_else(|| "—".into()),
