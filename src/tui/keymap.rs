@@ -167,6 +167,8 @@ pub enum DkimCmd {
     Generate,
     Import,
     Rotate,
+    /// Copy the selected domain's DNS records to the clipboard (OSC 52).
+    Copy,
 }
 
 /// The log viewer's own commands.
@@ -647,6 +649,17 @@ pub const COMMANDS: &[CommandSpec] = &[
         "go to SMTP settings",
         Everywhere,
     ),
+    // First on SMTP, so the footer shows it at 120 columns.
+    shown(CommandSpec {
+        needs: Some(Perm::ManageSmtp),
+        ..spec(
+            Cmd::Dkim(DkimCmd::Open),
+            "dkim-keys",
+            &["D"],
+            "DKIM keys",
+            Only(Smtp),
+        )
+    }),
     shown(writes(
         spec(Cmd::Edit, "edit-smtp", &["e"], "edit settings", Only(Smtp)),
         Perm::ManageSmtp,
@@ -696,16 +709,6 @@ pub const COMMANDS: &[CommandSpec] = &[
         Only(Smtp),
     ),
     // The DKIM keys of the tenant (a sub-screen of SMTP).
-    shown(CommandSpec {
-        needs: Some(Perm::ManageSmtp),
-        ..spec(
-            Cmd::Dkim(DkimCmd::Open),
-            "dkim-keys",
-            &["D"],
-            "DKIM keys",
-            Only(Smtp),
-        )
-    }),
     shown(writes(
         spec(
             Cmd::Dkim(DkimCmd::Generate),
@@ -735,6 +738,13 @@ pub const COMMANDS: &[CommandSpec] = &[
             Only(Dkim),
         ),
         Perm::ManageSmtp,
+    )),
+    shown(spec(
+        Cmd::Dkim(DkimCmd::Copy),
+        "dkim-copy-dns",
+        &["y"],
+        "copy DNS",
+        Only(Dkim),
     )),
     spec(Cmd::Up, "dkim-up", &["k", "up"], "previous key", Only(Dkim)),
     spec(

@@ -70,8 +70,11 @@ impl App {
         let Some(domain) = self.dkim.selected_domain() else {
             return self.deny("the tenant has no sender domain".into());
         };
+        if cmd == DkimCmd::Copy {
+            return self.copy_dns(&domain);
+        }
         let form = match cmd {
-            DkimCmd::Open => return,
+            DkimCmd::Open | DkimCmd::Copy => return,
             DkimCmd::Generate => dkim::generate_form(
                 FormPurpose::Dkim(DkimForm::Generate),
                 &self.dkim.domains,
@@ -99,6 +102,25 @@ impl App {
         self.popup = Some(Popup::Form(form));
     }
 
+    /// `y`: the selected domain's records, as zone-file lines, onto the terminal's clipboard.
+    fn copy_dns(&mut self, domain: &str) {
+        let records = self.dkim.records(domain);
+        if records.is_empty() {
+            return self.deny(format!("{domain} has no DKIM key: nothing to publish yet"));
+        }
+        let text: Vec<String> = records.iter().map(|r| r.zone_line()).collect();
+        if self.events.is_some() {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(super::logs_ops::osc52(&text.join("\n")).as_bytes());
+            let _ = out.flush();
+        }
+        self.info(format!(
+            "{} DNS records of {domain} copied to the clipboard (OSC 52)",
+            text.len()
+        ));
+    }
+
     /// A DKIM form passed its field checks: read the PEM file (so a bad file is reported
     /// in the form), then ask for confirmation. Nothing is stored yet.
     pub(super) async fn dkim_form_submitted(
@@ -114,7 +136,7 @@ impl App {
                 let already = self.dkim.active_key(&domain).map(|k| k.selector.clone());
                 if let Some(s) = already {
                     return Err(DbError::Conflict(format!(
-                        "{domain} already has an active key (selector '{s}'): rotate it with r instead"
+                        "{domain} has an active key ('{s}'): press r to rotate"
                     )));
                 }
                 (
@@ -132,13 +154,13 @@ impl App {
             }
             DkimForm::Import => {
                 let domain = form.value("domain").to_string();
+                let key = dkim::read_pem(form)?;
                 if let Some(k) = self.dkim.active_key(&domain) {
                     return Err(DbError::Conflict(format!(
-                        "{domain} already has an active key (selector '{}'): rotate it with r (PEM file field) instead",
+                        "{domain} has an active key ('{}'): r rotates (PEM optional)",
                         k.selector
                     )));
                 }
-                let key = dkim::read_pem(form)?;
                 let path = form.value("path").trim().to_string();
                 (
                     "Import DKIM key",
