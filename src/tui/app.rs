@@ -367,6 +367,7 @@ impl App {
                 self.drain().await;
             }
             ExternalEvent::Engine(ev) => self.engine_event(ev).await,
+            ExternalEvent::Review(ev) => self.review_event(ev).await,
         }
     }
 

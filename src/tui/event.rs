@@ -33,4 +33,20 @@ pub enum ExternalEvent {
     ImportDone(Result<crate::db::ImportCounts, String>),
     /// Progress or a status change from the engine running in this process.
     Engine(crate::engine::EngineEvent),
+    /// The composer's background review.
+    Review(ReviewEvent),
+}
+
+/// What the composer's background review reports; `token` names the review (a cancelled
+/// one's events are ignored).
+#[derive(Debug, Clone)]
+pub enum ReviewEvent {
+    Progress {
+        token: u64,
+        seen: i64,
+    },
+    Done {
+        token: u64,
+        result: Result<Box<crate::engine::review::Review>, String>,
+    },
 }
