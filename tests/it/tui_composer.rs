@@ -119,34 +119,40 @@ store_test!(
         assert!(frame.contains("reviewing… 0 recipients"), "{frame}");
         assert!(frame.contains("esc cancels"), "{frame}");
 
-        // Progress arrives as events; each is applied and a frame drawn before the result.
-        let mut progress_frames = 0;
-        loop {
-            let ev = tokio::time::timeout(Duration::from_secs(120), rx.recv())
-                .await
-                .expect("review events")
-                .expect("channel open");
-            let done = matches!(
+        // Progress arrives as an event before the result; applied, it is drawn.
+        let ev = tokio::time::timeout(Duration::from_secs(120), rx.recv())
+            .await
+            .expect("review events")
+            .expect("channel open");
+        assert!(
+            matches!(
                 ev,
-                ExternalEvent::Review(recalliq::tui::event::ReviewEvent::Done { .. })
-            );
-            app.handle_external(ev).await;
-            if done {
-                break;
-            }
-            let frame = render(&app, size);
-            if frame.contains("reviewing… ") && !frame.contains("reviewing… 0 ") {
-                progress_frames += 1;
-            }
-            // Keys are handled while the review runs: Esc cancels it.
-            press_code(&mut app, KeyCode::Esc).await;
-            assert!(!reviewing(&app));
-            let c = app.composer.as_ref().unwrap();
-            assert_eq!(c.step, Step::Edit, "back to the form");
-            assert!(c.review.is_none());
-            break;
-        }
-        assert_eq!(progress_frames, 1, "a progress frame before the cancel");
+                ExternalEvent::Review(recalliq::tui::event::ReviewEvent::Progress { .. })
+            ),
+            "{ev:?}"
+        );
+        app.handle_external(ev).await;
+        assert!(reviewing(&app), "still reviewing after a progress event");
+        let seen = app
+            .composer
+            .as_ref()
+            .unwrap()
+            .reviewing
+            .as_ref()
+            .unwrap()
+            .seen;
+        assert!(seen > 0 && seen < 20_000, "{seen}");
+        let frame = render(&app, size);
+        assert!(
+            frame.contains(&format!("reviewing… {seen} recipients")),
+            "{frame}"
+        );
+        // Keys are handled while the review runs: Esc cancels it.
+        press_code(&mut app, KeyCode::Esc).await;
+        assert!(!reviewing(&app));
+        let c = app.composer.as_ref().unwrap();
+        assert_eq!(c.step, Step::Edit, "back to the form");
+        assert!(c.review.is_none());
         // Whatever the cancelled task still sent is ignored.
         while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
             app.handle_external(ev).await;

@@ -525,11 +525,9 @@ impl App {
                 c.step = Step::Edit;
                 c.error = None;
             }
-            (Cmd::StartBatch, Step::Review) => {
-                if c.reviewing.is_none() {
-                    // Reviewed again right before the start: contacts may have changed.
-                    self.begin_review(true).await;
-                }
+            // Reviewed again right before the start: contacts may have changed.
+            (Cmd::StartBatch, Step::Review) if c.reviewing.is_none() => {
+                self.begin_review(true).await
             }
             (Cmd::CloseEditor, _) if c.reviewing.is_some() => {
                 c.cancel_review();

@@ -23,7 +23,9 @@ pub enum DkimForm {
 }
 
 /// What a DKIM confirmation does on "yes". The imported key is held here between the form
-/// and the answer (`PrivateKey` never prints its material).
+/// and the answer (`PrivateKey` never prints its material). The variant names are the audit
+/// action names (`ops::action_name`: `tui dkim-generate`, ...), hence the common prefix.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone)]
 pub enum DkimPending {
     DkimGenerate {

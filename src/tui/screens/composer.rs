@@ -606,8 +606,7 @@ impl Composer {
         let titems: Vec<ListItem> = self
             .templates
             .iter()
-            .enumerate()
-            .map(|(_, t)| {
+            .map(|t| {
                 let chosen = self
                     .chosen_template
                     .as_ref()
