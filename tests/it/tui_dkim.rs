@@ -334,3 +334,31 @@ store_test!(
         assert!(store.list_dkim_keys(scope, None).await.unwrap().is_empty());
     }
 );
+
+/// RSA (the default algorithm) through the TUI: generated off the UI task, stored
+/// encrypted, 2048 bits. SQLite only: RSA generation is slow in a debug build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsa_key_generated_through_the_tui() {
+    with_sqlite(|store| async move {
+        let scope = acme(&store).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = app_as(&store, "alice", (100, 30), opts_in(dir.path())).await;
+        open_dkim(&mut app).await;
+        press(&mut app, "g").await; // acme.test, rsa, automatic selector
+        press_code(&mut app, KeyCode::Enter).await;
+        press(&mut app, "y").await;
+        let key = store
+            .active_dkim_key(scope, "acme.test")
+            .await
+            .unwrap()
+            .expect("generated");
+        assert_eq!(key.algorithm, "rsa");
+        assert!(key.selector.starts_with("riq"), "{}", key.selector);
+        let secret = SecretKey::load(dir.path()).unwrap();
+        let private = PrivateKey::decrypt(&secret, &key).unwrap();
+        assert_eq!(private.public_key_b64().unwrap(), key.public_key);
+        // An RSA-2048 SubjectPublicKeyInfo is 294 bytes: 392 base64 characters.
+        assert_eq!(key.public_key.len(), 392, "{}", key.public_key);
+    })
+    .await;
+}
