@@ -300,6 +300,9 @@ impl App {
     }
 
     pub(super) async fn close_composer(&mut self) {
+        if let Some(c) = self.composer.as_mut() {
+            c.cancel_review();
+        }
         let saved = self.composer.as_ref().and_then(|c| c.batch_id);
         self.composer = None;
         self.screen = ScreenId::Batches;

@@ -746,10 +746,17 @@ impl Composer {
             ]),
             head,
         );
-        let lines: Vec<Line> = r
-            .findings
-            .iter()
-            .filter(|f| f.kind != "sample")
+        // The summary first, then what blocks, what warns, what is fine: on a small terminal
+        // the lines that matter most stay visible.
+        let mut shown: Vec<&Finding> = r.findings.iter().filter(|f| f.kind != "sample").collect();
+        shown.sort_by_key(|f| match (f.kind, f.severity) {
+            ("recipients", _) => 0,
+            (_, Severity::Blocking) => 1,
+            (_, Severity::Warning) => 2,
+            (_, Severity::Info) => 3,
+        });
+        let lines: Vec<Line> = shown
+            .into_iter()
             .map(|f| {
                 let (mark, style) = match f.severity {
                     Severity::Info => ("✓ ", theme.ok()),
