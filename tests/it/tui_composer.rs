@@ -274,6 +274,15 @@ store_test!(
             "Esc in a search does not close"
         );
         assert!(app.composer.as_ref().unwrap().chosen.contains(&wanted));
+        // Tab leaves a search: the next part gets the keys typed after it.
+        press(&mut app, "/zz").await;
+        press_code(&mut app, KeyCode::Tab).await; // variables
+        press(&mut app, "k=v").await;
+        press_code(&mut app, KeyCode::Enter).await;
+        assert_eq!(
+            app.composer.as_ref().unwrap().vars,
+            vec![("k".to_string(), "v".to_string())]
+        );
         app.handle_key(ctrl('s')).await;
         let c = app.composer.as_ref().unwrap();
         let id = c.batch_id.expect("saved");

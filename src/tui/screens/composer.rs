@@ -260,6 +260,7 @@ impl Composer {
     }
 
     pub fn focus_next(&mut self, delta: isize) {
+        self.searching = false;
         let i = SECTIONS.iter().position(|s| *s == self.focus).unwrap_or(0) as isize;
         let n = SECTIONS.len() as isize;
         self.focus = SECTIONS[((i + delta).rem_euclid(n)) as usize];
@@ -272,11 +273,9 @@ impl Composer {
             return false;
         }
         self.error = None;
-        if self.searching {
-            let Some(search) = self.search_mut() else {
-                self.searching = false;
-                return false;
-            };
+        if self.searching
+            && let Some(search) = self.search_mut()
+        {
             match key.code {
                 KeyCode::Char(c) => search.push(c),
                 KeyCode::Backspace => {
