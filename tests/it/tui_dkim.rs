@@ -120,6 +120,13 @@ async fn snapshots_of_the_dkim_screen_and_its_forms() {
             assert!(keys.contains("v=DKIM1; k=ed25519; p=BBBBnewkey"), "{keys}");
             assert!(!keys.contains("not-a-real-ciphertext"), "{keys}");
             snap("dkim_keys", size, keys);
+            // The help lists the screen's keys from the registry.
+            press(&mut app, "?").await;
+            let help = render(&app, size);
+            assert!(help.contains("generate key") && help.contains("import PEM"), "{help}");
+            snap("dkim_help", size, redact(help));
+            press_code(&mut app, KeyCode::Esc).await;
+            assert_eq!(app.screen, ScreenId::Dkim);
             // The domain without a key: its DNS pane says so.
             press(&mut app, "jj").await;
             snap("dkim_no_key", size, redact(render(&app, size)));
