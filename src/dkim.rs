@@ -539,6 +539,75 @@ pub async fn signer_for(
     Ok(Some(Signer::new(&key, &row.domain, &row.selector)?))
 }
 
+/// The domains a tenant may sign for: its own domain and those of its sender addresses
+/// (inactive ones included), sorted, lower-case.
+pub async fn sender_domains(
+    store: &Store,
+    tenant_domain: &str,
+    scope: TenantScope,
+) -> Result<Vec<String>, DkimError> {
+    let mut domains: Vec<String> = store
+        .list_tenant_emails(scope)
+        .await?
+        .iter()
+        .filter_map(|e| domain_of(&e.email))
+        .collect();
+    domains.push(tenant_domain.trim().to_ascii_lowercase());
+    domains.sort();
+    domains.dedup();
+    Ok(domains)
+}
+
+/// The selector used when none is given: `riq` + the current UTC date and time.
+pub fn default_selector() -> String {
+    format!("riq{}", chrono::Utc::now().format("%Y%m%d%H%M%S"))
+}
+
+/// Encrypts `key` with the key file of `config_dir` and stores it as the active key of
+/// `domain` under `selector` (the default one when `None`). With `rotate`, the domain must
+/// have an active key, which then stays published; without it, a domain with an active key
+/// is refused. The CLI and the TUI both store keys through this.
+pub async fn store_key(
+    store: &Store,
+    scope: TenantScope,
+    config_dir: &Path,
+    domain: &str,
+    selector: Option<&str>,
+    key: &PrivateKey,
+    rotate: bool,
+) -> Result<DkimKey, DkimError> {
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    if rotate && store.active_dkim_key(scope, &domain).await?.is_none() {
+        return Err(DkimError::Key(format!(
+            "domain {domain} has no active DKIM key to rotate: generate one first"
+        )));
+    }
+    let selector = crate::db::check_selector(
+        selector
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(default_selector)
+            .as_str(),
+    )?;
+    let secret = SecretKey::load(config_dir)?;
+    let enc = key.encrypt(&secret, scope.tenant_id(), &domain, &selector)?;
+    let public = key.public_key_b64()?;
+    Ok(store
+        .add_dkim_key(
+            scope,
+            &crate::db::NewDkimKey {
+                domain: &domain,
+                selector: &selector,
+                algorithm: key.algorithm().as_str(),
+                private_key_enc: &enc,
+                public_key: &public,
+            },
+            rotate,
+        )
+        .await?)
+}
+
 /// One DNS record to publish.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DnsRecord {

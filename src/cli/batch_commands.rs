@@ -25,9 +25,6 @@ async fn scope_of(store: &Store, id: i32, tenant: Option<&str>) -> CliResult<Ten
     Ok(scope)
 }
 
-/// Pre-flight checks `batch check` prints besides the review's own findings.
-const PREFLIGHT_ONLY: &[&str] = &["tenant", "transport", "dkim", "template", "size", "message"];
-
 #[derive(Serialize)]
 struct BatchView<'a> {
     #[serde(flatten)]
@@ -187,11 +184,7 @@ pub async fn batch_command(config: &Config, cmd: BatchCommand) -> CliResult<u8> 
                 ..Default::default()
             };
             let pre = crate::engine::preflight::preflight(&store, scope, id, &opts).await?;
-            let extra: Vec<_> = pre
-                .checks
-                .into_iter()
-                .filter(|c| PREFLIGHT_ONLY.contains(&c.code))
-                .collect();
+            let extra = crate::engine::preflight::beyond_review(pre.checks);
             let blocks = review.blocks()
                 || extra
                     .iter()

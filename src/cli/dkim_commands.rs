@@ -11,9 +11,8 @@ use super::commands::{open, tenant_by_domain};
 use super::output::{print_json, print_table};
 use super::{CliError, CliResult};
 use crate::config::Config;
-use crate::db::{DKIM_ACTIVE, DkimKey, NewDkimKey, SmtpSettings, Store, Tenant, TenantScope};
+use crate::db::{DKIM_ACTIVE, DkimKey, SmtpSettings, Store, Tenant, TenantScope};
 use crate::dkim::{self, Algorithm, DkimError, PrivateKey};
-use crate::secrets::SecretKey;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum AlgoArg {
@@ -142,15 +141,7 @@ async fn sender_domain(
     domain: &str,
 ) -> CliResult<String> {
     let wanted = domain.trim().trim_end_matches('.').to_ascii_lowercase();
-    let mut allowed: Vec<String> = store
-        .list_tenant_emails(scope)
-        .await?
-        .iter()
-        .filter_map(|e| dkim::domain_of(&e.email))
-        .collect();
-    allowed.push(tenant.domain.to_ascii_lowercase());
-    allowed.sort();
-    allowed.dedup();
+    let allowed = dkim::sender_domains(store, &tenant.domain, scope).await?;
     if allowed.contains(&wanted) {
         Ok(wanted)
     } else {
@@ -161,10 +152,6 @@ async fn sender_domain(
             allowed.join(", ")
         )))
     }
-}
-
-fn default_selector() -> String {
-    format!("riq{}", chrono::Utc::now().format("%Y%m%d%H%M%S"))
 }
 
 fn read_pem(path: &std::path::Path) -> CliResult<String> {
@@ -188,34 +175,17 @@ async fn store_key(
     let store = open(config).await?;
     let (tenant, scope) = tenant_scope(&store, &target.tenant).await?;
     let domain = sender_domain(&store, &tenant, scope, &target.domain).await?;
-    if rotate && store.active_dkim_key(scope, &domain).await?.is_none() {
-        return Err(CliError::failed(format!(
-            "domain {domain} has no active DKIM key to rotate: use `recalliq dkim generate`"
-        )));
-    }
-    let selector = crate::db::check_selector(
-        target
-            .selector
-            .clone()
-            .unwrap_or_else(default_selector)
-            .as_str(),
-    )?;
-    let secret = SecretKey::load(&config.config_dir)?;
-    let enc = key.encrypt(&secret, tenant.id, &domain, &selector)?;
-    let public = key.public_key_b64()?;
-    let row = store
-        .add_dkim_key(
-            scope,
-            &NewDkimKey {
-                domain: &domain,
-                selector: &selector,
-                algorithm: key.algorithm().as_str(),
-                private_key_enc: &enc,
-                public_key: &public,
-            },
-            rotate,
-        )
-        .await?;
+    let row = dkim::store_key(
+        &store,
+        scope,
+        &config.config_dir,
+        &domain,
+        target.selector.as_deref(),
+        &key,
+        rotate,
+    )
+    .await?;
+    let selector = &row.selector;
     println!(
         "{} key for {domain}, selector '{selector}', now signs new mail{}",
         row.algorithm,

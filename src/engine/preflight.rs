@@ -90,6 +90,23 @@ impl Preflight {
     }
 }
 
+/// Codes the review (`engine::review`) already reports its own way: the tenant, the
+/// transport, a template that does not compile, the recipients and the unresolved
+/// variables (listed per recipient there).
+pub const IN_REVIEW: &[&str] = &["tenant", "transport", "template", "recipients", "variables"];
+
+/// The checks shown after the review's findings, by `recalliq batch check` and the
+/// composer's review page alike: DKIM of the From domain, message size, text part,
+/// List-Unsubscribe, the unsubscribe link and suppression hits; the quota only when none is
+/// left (the review's own quota line says the rest).
+pub fn beyond_review(checks: Vec<Check>) -> Vec<Check> {
+    checks
+        .into_iter()
+        .filter(|c| !IN_REVIEW.contains(&c.code))
+        .filter(|c| c.code != "quota" || c.severity == Severity::Blocking)
+        .collect()
+}
+
 /// Limits and where keys live.
 #[derive(Debug, Clone)]
 pub struct PreflightOptions {

@@ -171,6 +171,17 @@ fn finding(severity: Severity, kind: &'static str, message: impl Into<String>) -
 
 /// Reviews batch `batch_id` of `scope`'s tenant.
 pub async fn review_batch(store: &Store, scope: TenantScope, batch_id: i32) -> DbResult<Review> {
+    review_batch_with_progress(store, scope, batch_id, &|_| {}).await
+}
+
+/// As [`review_batch`], calling `progress` with the number of recipients looked at so far
+/// after each page (the TUI shows it while the review runs in the background).
+pub async fn review_batch_with_progress(
+    store: &Store,
+    scope: TenantScope,
+    batch_id: i32,
+    progress: &(dyn Fn(i64) + Send + Sync),
+) -> DbResult<Review> {
     let batch: Batch = store.get_batch(scope, batch_id).await?;
     let tenant = store.get_tenant(scope).await?;
     let template = store.get_template(scope, batch.template_id).await?;
@@ -301,6 +312,7 @@ pub async fn review_batch(store: &Store, scope: TenantScope, batch_id: i32) -> D
                 }
             }
         }
+        progress(recipients);
         if (n as i64) < PAGE {
             break;
         }

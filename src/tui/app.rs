@@ -21,6 +21,7 @@ use super::screens::audit::Audit;
 use super::screens::batches::Batches;
 use super::screens::composer::Composer;
 use super::screens::dashboard::Dashboard;
+use super::screens::dkim::DkimKeys;
 use super::screens::groups::{Contacts, Groups};
 use super::screens::login::{Login, LoginOutcome};
 use super::screens::logs::Logs;
@@ -56,6 +57,8 @@ pub enum FormPurpose {
     More(groups_ops::MoreForm),
     /// The log viewer: handled in `app/logs_ops.rs`.
     Logs(logs_ops::LogsForm),
+    /// DKIM keys: handled in `app/dkim_ops.rs`.
+    Dkim(dkim_ops::DkimForm),
 }
 
 /// What a confirmation dialog will do on "yes".
@@ -88,6 +91,8 @@ pub enum Pending {
     Batch(batches_ops::BatchPending),
     /// Maintenance tasks: handled in `app/ops.rs`.
     Ops(ops::OpsPending),
+    /// DKIM keys: handled in `app/dkim_ops.rs`.
+    Dkim(dkim_ops::DkimPending),
 }
 
 /// The modal on top of a screen, if any.
@@ -110,6 +115,7 @@ pub enum Popup {
 }
 
 mod batches_ops;
+mod dkim_ops;
 mod groups_ops;
 mod logs_ops;
 mod ops;
@@ -129,6 +135,8 @@ pub struct App {
     /// The template editor, when open (screen `Editor`).
     pub editor: Option<Box<Editor>>,
     pub smtp: Smtp,
+    /// The DKIM keys of the tenant (screen `Dkim`, opened from SMTP).
+    pub dkim: DkimKeys,
     /// The report of a connection test running in a spawned task.
     background: Option<tokio::sync::oneshot::Receiver<Vec<String>>>,
     pub groups: Groups,
@@ -202,6 +210,7 @@ impl App {
             templates: Templates::default(),
             editor: None,
             smtp: Smtp::default(),
+            dkim: DkimKeys::default(),
             background: None,
             groups: Groups::default(),
             contacts: Contacts::default(),
@@ -359,6 +368,7 @@ impl App {
             }
             ExternalEvent::Engine(ev) => self.engine_event(ev).await,
             ExternalEvent::BatchChanged(change) => self.batch_changed(&change).await,
+            ExternalEvent::Review(ev) => self.review_event(ev).await,
         }
     }
 
@@ -435,6 +445,7 @@ impl App {
                             | ScreenId::Smtp
                             | ScreenId::BatchDetail
                             | ScreenId::Composer
+                            | ScreenId::Dkim
                     ) && ev.row >= first
                         && ev.row < table_area.bottom() - 1
                     {
@@ -475,6 +486,7 @@ impl App {
             ScreenId::Batches => self.batches.table.selected,
             ScreenId::BatchDetail | ScreenId::Composer => 0,
             ScreenId::Audit => self.audit.table.selected,
+            ScreenId::Dkim => self.dkim.selected,
         }
     }
 
@@ -621,6 +633,7 @@ impl App {
                     ScreenId::Templates if end => self.templates.table.end(),
                     ScreenId::Templates => self.templates.table.home(),
                     ScreenId::Dashboard | ScreenId::Editor | ScreenId::Smtp => {}
+                    ScreenId::Dkim => {}
                     ScreenId::Groups if end => self.groups.table.end(),
                     ScreenId::Groups => self.groups.table.home(),
                     ScreenId::Contacts if end => self.contacts.table.end(),
@@ -722,6 +735,7 @@ impl App {
                 self.goto(ScreenId::Logs).await;
             }
             Cmd::Logs(c) => self.logs_command(c).await,
+            Cmd::Dkim(c) => self.dkim_command(c).await,
             Cmd::GotoAudit => {
                 self.goto(ScreenId::Audit).await;
             }
@@ -915,6 +929,7 @@ impl App {
             ScreenId::Batches => self.batches.table.move_by(delta),
             ScreenId::BatchDetail | ScreenId::Composer => return,
             ScreenId::Audit => self.audit.table.move_by(delta),
+            ScreenId::Dkim => self.dkim.move_by(delta),
         }
         self.load(self.screen).await;
     }
@@ -922,9 +937,15 @@ impl App {
     /// Opens `screen`; false (with a toast) when the session may not.
     async fn goto(&mut self, screen: ScreenId) -> bool {
         let contacts_open = screen == ScreenId::Contacts && self.contacts.group.is_some();
-        if !contacts_open && !self.screens().contains(&screen) {
+        // The DKIM keys open from SMTP, for whoever may open SMTP.
+        let screen_of = if screen == ScreenId::Dkim {
+            ScreenId::Smtp
+        } else {
+            screen
+        };
+        if !contacts_open && !self.screens().contains(&screen_of) {
             let role = self.session.as_ref().map(|s| s.actor.role);
-            let needs = match screen {
+            let needs = match screen_of {
                 ScreenId::Audit => crate::domain::permissions::Action::ViewAudit,
                 ScreenId::Smtp => crate::domain::permissions::Action::ManageSmtp,
                 _ => crate::domain::permissions::Action::ManageTenants,
@@ -954,6 +975,7 @@ impl App {
             }
             ScreenId::BatchDetail | ScreenId::Composer => {}
             ScreenId::Audit => self.audit.table.recount(),
+            ScreenId::Dkim => {}
         }
         self.load(screen).await;
         true
@@ -978,6 +1000,10 @@ impl App {
             }
             ScreenId::Composer => return,
             ScreenId::Audit => self.audit.table.search().is_some(),
+            ScreenId::Dkim => {
+                self.goto(ScreenId::Smtp).await;
+                return;
+            }
         };
         if has_filter {
             self.edit_filter(|f| f.clear());
@@ -1030,6 +1056,7 @@ impl App {
                 change(&mut self.audit.table.filter);
                 self.audit.table.reset();
             }
+            ScreenId::Dkim => {}
         }
     }
 
@@ -1294,6 +1321,7 @@ impl App {
             Pending::Logs(p) => self.confirmed_logs(&session, p).await,
             Pending::Batch(p) => self.confirmed_batch(&session, p).await,
             Pending::Ops(p) => self.confirmed_ops(p).await,
+            Pending::Dkim(p) => self.confirmed_dkim(&session, p).await,
         };
         match &result {
             Ok((_, text)) => self.audit_write(&action, Ok(text)).await,
@@ -1314,6 +1342,10 @@ impl App {
         let Some(session) = self.session.clone() else {
             return Ok(());
         };
+        if let FormPurpose::Dkim(p) = &form.purpose {
+            // Checked here, stored only after the confirmation (audited there).
+            return self.dkim_form_submitted(p, form).await;
+        }
         let store = self.store.clone();
         let action = ops::action_name(&form.purpose);
         let outcome = self.submit_form_inner(&session, &store, form).await;
@@ -1393,6 +1425,9 @@ impl App {
             }
             FormPurpose::More(p) => self.submit_more(&session, p, form).await?,
             FormPurpose::Logs(p) => self.submit_logs(&session, p, form).await?,
+            FormPurpose::Dkim(_) => {
+                return Err(DbError::Invalid("DKIM forms are confirmed first".into()));
+            }
         };
         Ok((screen, text))
     }
@@ -1442,6 +1477,7 @@ impl App {
             ScreenId::Batches => self.batches.table.invalidate(),
             ScreenId::BatchDetail | ScreenId::Composer => {}
             ScreenId::Audit => self.audit.table.invalidate(),
+            ScreenId::Dkim => {}
         }
     }
 
@@ -1464,6 +1500,7 @@ impl App {
             }
             ScreenId::Composer => Ok(()),
             ScreenId::Audit => self.audit.load(&self.store, session).await,
+            ScreenId::Dkim => self.dkim.load(&self.store, session).await,
         };
         if let Err(e) = result {
             tracing::error!("loading {}: {e}", screen.title());
@@ -1573,6 +1610,12 @@ impl App {
                 }
             }
             ScreenId::Audit => self.audit.draw(frame, body, &self.theme),
+            ScreenId::Dkim => self.dkim.draw(
+                frame,
+                body,
+                &self.theme,
+                session.tenant.as_ref().map(|t| t.domain.as_str()),
+            ),
         }
         self.draw_status(frame, status);
         self.draw_footer(frame, footer);
@@ -1631,6 +1674,7 @@ impl App {
             ScreenId::Contacts => ScreenId::Groups,
             ScreenId::Editor => ScreenId::Templates,
             ScreenId::BatchDetail | ScreenId::Composer => ScreenId::Batches,
+            ScreenId::Dkim => ScreenId::Smtp,
             s => s,
         };
         let key = |i: usize| (i + 1) % 10;

@@ -35,4 +35,20 @@ pub enum ExternalEvent {
     Engine(crate::engine::EngineEvent),
     /// A batch changed in the database (Postgres NOTIFY: any process, the web app too).
     BatchChanged(crate::db::BatchChange),
+    /// The composer's background review.
+    Review(ReviewEvent),
+}
+
+/// What the composer's background review reports; `token` names the review (a cancelled
+/// one's events are ignored).
+#[derive(Debug, Clone)]
+pub enum ReviewEvent {
+    Progress {
+        token: u64,
+        seen: i64,
+    },
+    Done {
+        token: u64,
+        result: Result<Box<crate::engine::review::Review>, String>,
+    },
 }

@@ -33,6 +33,8 @@ pub enum ScreenId {
     Logs,
     /// The audit log (tab `0`).
     Audit,
+    /// The tenant's DKIM keys and DNS records (opened from SMTP; not a tab).
+    Dkim,
 }
 
 impl ScreenId {
@@ -65,6 +67,7 @@ impl ScreenId {
             ScreenId::Batches => "Batches",
             ScreenId::BatchDetail => "Batch",
             ScreenId::Composer => "Composer",
+            ScreenId::Dkim => "DKIM",
         }
     }
 
@@ -152,6 +155,20 @@ pub enum Cmd {
     GotoLogs,
     /// Commands of the log viewer (`app/logs_ops.rs`).
     Logs(LogCmd),
+    /// Commands of the DKIM keys screen (`app/dkim_ops.rs`).
+    Dkim(DkimCmd),
+}
+
+/// The DKIM keys screen's own commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DkimCmd {
+    /// Open the DKIM keys of the tenant (from SMTP).
+    Open,
+    Generate,
+    Import,
+    Rotate,
+    /// Copy the selected domain's DNS records to the clipboard (OSC 52).
+    Copy,
 }
 
 /// The log viewer's own commands.
@@ -234,8 +251,8 @@ const fn writes(mut s: CommandSpec, needs: Perm) -> CommandSpec {
 
 use crate::domain::EmailStatus as Es;
 use ScreenId::{
-    BatchDetail, Batches, Composer, Contacts, Editor, Groups, Logs, Smtp, Suppression, Templates,
-    Tenants, Users,
+    BatchDetail, Batches, Composer, Contacts, Dkim, Editor, Groups, Logs, Smtp, Suppression,
+    Templates, Tenants, Users,
 };
 use Where::{Everywhere, Only, Tables};
 
@@ -632,6 +649,17 @@ pub const COMMANDS: &[CommandSpec] = &[
         "go to SMTP settings",
         Everywhere,
     ),
+    // First on SMTP, so the footer shows it at 120 columns.
+    shown(CommandSpec {
+        needs: Some(Perm::ManageSmtp),
+        ..spec(
+            Cmd::Dkim(DkimCmd::Open),
+            "dkim-keys",
+            &["D"],
+            "DKIM keys",
+            Only(Smtp),
+        )
+    }),
     shown(writes(
         spec(Cmd::Edit, "edit-smtp", &["e"], "edit settings", Only(Smtp)),
         Perm::ManageSmtp,
@@ -680,6 +708,59 @@ pub const COMMANDS: &[CommandSpec] = &[
         "next sender",
         Only(Smtp),
     ),
+    // The DKIM keys of the tenant (a sub-screen of SMTP).
+    shown(writes(
+        spec(
+            Cmd::Dkim(DkimCmd::Generate),
+            "dkim-generate",
+            &["g"],
+            "generate key",
+            Only(Dkim),
+        ),
+        Perm::ManageSmtp,
+    )),
+    shown(writes(
+        spec(
+            Cmd::Dkim(DkimCmd::Import),
+            "dkim-import",
+            &["i"],
+            "import PEM",
+            Only(Dkim),
+        ),
+        Perm::ManageSmtp,
+    )),
+    shown(writes(
+        spec(
+            Cmd::Dkim(DkimCmd::Rotate),
+            "dkim-rotate",
+            &["r"],
+            "rotate",
+            Only(Dkim),
+        ),
+        Perm::ManageSmtp,
+    )),
+    shown(spec(
+        Cmd::Dkim(DkimCmd::Copy),
+        "dkim-copy-dns",
+        &["y"],
+        "copy DNS",
+        Only(Dkim),
+    )),
+    spec(Cmd::Up, "dkim-up", &["k", "up"], "previous key", Only(Dkim)),
+    spec(
+        Cmd::Down,
+        "dkim-down",
+        &["j", "down"],
+        "next key",
+        Only(Dkim),
+    ),
+    shown(spec(
+        Cmd::Back,
+        "dkim-back",
+        &["esc"],
+        "back to SMTP",
+        Only(Dkim),
+    )),
     CommandSpec {
         needs: Some(Perm::ViewAudit),
         ..spec(
@@ -1089,6 +1170,7 @@ impl CommandSpec {
                     | ScreenId::Smtp
                     | ScreenId::BatchDetail
                     | ScreenId::Composer
+                    | ScreenId::Dkim
             ),
             Only(s) => s == screen,
         }

@@ -27,6 +27,8 @@ mod store;
 mod templates;
 mod tui;
 mod tui_batches;
+mod tui_composer;
+mod tui_dkim;
 mod tui_groups;
 mod tui_logs;
 mod tui_ops;

@@ -11,12 +11,14 @@ use tokio::task::JoinHandle;
 use super::{App, Pending, Popup};
 use crate::db::{Actor, Batch, DbError, DbResult, TenantScope};
 use crate::domain::BatchStatus;
+use crate::engine::review::Review;
 use crate::engine::{Engine, EngineEvent};
 use crate::tui::event::AppEvent;
+use crate::tui::event::{ExternalEvent, ReviewEvent};
 use crate::tui::keymap::{Cmd, ScreenId};
 use crate::tui::screens::Session;
 use crate::tui::screens::batches::{self, local_offset};
-use crate::tui::screens::composer::{Composer, Step};
+use crate::tui::screens::composer::{Composer, Reviewing, Step, full_review};
 use crate::tui::widgets::confirm::Confirm;
 
 /// How often the batches screen re-reads the database while it is visible (batches run by
@@ -174,6 +176,7 @@ impl App {
                         Ok(c) => {
                             self.composer = Some(Box::new(c));
                             self.screen = ScreenId::Composer;
+                            self.begin_review(false).await;
                             return;
                         }
                         Err(e) => Err(e.to_string()),
@@ -297,6 +300,9 @@ impl App {
     }
 
     pub(super) async fn close_composer(&mut self) {
+        if let Some(c) = self.composer.as_mut() {
+            c.cancel_review();
+        }
         let saved = self.composer.as_ref().and_then(|c| c.batch_id);
         self.composer = None;
         self.screen = ScreenId::Batches;
@@ -318,6 +324,12 @@ impl App {
         if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
             return self.close_composer().await;
         }
+        let typing_search = c.searching
+            && !key.modifiers.contains(KeyModifiers::CONTROL)
+            && !matches!(key.code, KeyCode::Tab | KeyCode::BackTab);
+        if step == Step::Edit && typing_search {
+            return self.composer_input(key).await;
+        }
         if let Some(spec) = self.keymap.lookup_local(ScreenId::Composer, &key) {
             let plain_letter = matches!(key.code, KeyCode::Char(_))
                 && !key.modifiers.contains(KeyModifiers::CONTROL);
@@ -325,10 +337,167 @@ impl App {
                 return self.run(spec).await;
             }
         }
-        if step == Step::Edit
-            && let Some(c) = self.composer.as_mut()
+        if step == Step::Edit {
+            self.composer_input(key).await;
+        }
+    }
+
+    /// A key for the composer's form; a changed picker search re-queries the store.
+    async fn composer_input(&mut self, key: KeyEvent) {
+        let Some(session) = self.session.clone() else {
+            return;
+        };
+        let Some(c) = self.composer.as_mut() else {
+            return;
+        };
+        if c.input(key)
+            && let Err(e) = c.reload_pickers(&self.store, &session).await
         {
-            c.input(key);
+            c.error = Some(e.to_string());
+        }
+    }
+
+    /// Reviews the composer's saved draft: in a background task when the event loop runs
+    /// (its progress and result arrive as `ExternalEvent::Review`), else inline (tests that
+    /// drive the app without a loop). With `then_start`, the batch starts once the review
+    /// finds nothing blocking.
+    pub(super) async fn begin_review(&mut self, then_start: bool) {
+        let Some(session) = self.session.clone() else {
+            return;
+        };
+        let scope = match batch_scope(&session) {
+            Ok(s) => s,
+            Err(e) => return self.deny(e.to_string()),
+        };
+        let Some(c) = self.composer.as_mut() else {
+            return;
+        };
+        let Some(batch_id) = c.batch_id else {
+            return;
+        };
+        c.cancel_review();
+        c.step = Step::Review;
+        c.error = None;
+        let store = self.store.clone();
+        let config_dir = Some(self.opts.config_dir.clone());
+        let Some(tx) = self.events.clone() else {
+            let result = full_review(&store, scope, batch_id, config_dir, &|_| {}).await;
+            return self.review_finished(result, then_start).await;
+        };
+        c.review_token += 1;
+        let token = c.review_token;
+        let progress_tx = tx.clone();
+        let task = tokio::spawn(async move {
+            let progress = move |seen: i64| {
+                // Dropped when the loop is busy: the next page reports a newer count.
+                let _ = progress_tx
+                    .try_send(ExternalEvent::Review(ReviewEvent::Progress { token, seen }));
+            };
+            let result = full_review(&store, scope, batch_id, config_dir, &progress).await;
+            let _ = tx
+                .send(ExternalEvent::Review(ReviewEvent::Done {
+                    token,
+                    result: result.map(Box::new),
+                }))
+                .await;
+        });
+        c.reviewing = Some(Reviewing {
+            token,
+            seen: 0,
+            then_start,
+            abort: task.abort_handle(),
+        });
+    }
+
+    /// Progress or the result of the background review; those of a cancelled or replaced
+    /// review are ignored.
+    pub(super) async fn review_event(&mut self, ev: ReviewEvent) {
+        let Some(c) = self.composer.as_mut() else {
+            return;
+        };
+        let current = |token: u64| c.reviewing.as_ref().is_some_and(|r| r.token == token);
+        match ev {
+            ReviewEvent::Progress { token, seen } => {
+                if current(token)
+                    && let Some(r) = c.reviewing.as_mut()
+                {
+                    r.seen = seen;
+                    self.dirty = true;
+                }
+            }
+            ReviewEvent::Done { token, result } => {
+                if !current(token) {
+                    return;
+                }
+                let then_start = c.reviewing.take().is_some_and(|r| r.then_start);
+                self.review_finished(result.map(|r| *r), then_start).await;
+                self.dirty = true;
+                self.drain().await;
+            }
+        }
+    }
+
+    async fn review_finished(&mut self, result: Result<Review, String>, then_start: bool) {
+        let Some(c) = self.composer.as_mut() else {
+            return;
+        };
+        match result {
+            Ok(r) => {
+                c.review = Some(r);
+                if then_start {
+                    self.start_reviewed().await;
+                }
+            }
+            Err(e) => c.error = Some(e),
+        }
+    }
+
+    /// Starts the reviewed batch unless its review blocks it.
+    async fn start_reviewed(&mut self) {
+        let Some(session) = self.session.clone() else {
+            return;
+        };
+        let Some(r) = self.composer.as_ref().and_then(|c| c.review.as_ref()) else {
+            return;
+        };
+        if r.blocks() {
+            let n = r
+                .findings
+                .iter()
+                .filter(|f| f.severity == crate::engine::review::Severity::Blocking)
+                .count();
+            let text = format!(
+                "cannot start batch #{}: {n} finding{} block it (marked ✗)",
+                r.batch_id,
+                if n == 1 { "" } else { "s" }
+            );
+            return self.deny(text);
+        }
+        let id = r.batch_id;
+        let scope = match batch_scope(&session) {
+            Ok(s) => s,
+            Err(e) => return self.deny(e.to_string()),
+        };
+        match self.store.start_batch(scope, id).await {
+            Ok((b, queued)) => {
+                let text = format!(
+                    "batch #{} {} started: {queued} recipients queued{}",
+                    b.id,
+                    b.name,
+                    if self.engine.is_some() {
+                        ""
+                    } else {
+                        " (no engine in this process: run `recalliq worker`)"
+                    }
+                );
+                tracing::info!("{text}");
+                self.composer = None;
+                self.screen = ScreenId::Batches;
+                self.batches.table.invalidate();
+                self.load(ScreenId::Batches).await;
+                self.info(text);
+            }
+            Err(e) => self.deny(e.to_string()),
         }
     }
 
@@ -350,58 +519,25 @@ impl App {
                     });
                     tracing::info!("{text}");
                     self.info(text);
+                    self.begin_review(false).await;
                 }
                 Err(e) => c.error = Some(e),
             },
             (Cmd::Edit, Step::Review) => {
+                c.cancel_review();
                 c.step = Step::Edit;
                 c.error = None;
             }
-            (Cmd::StartBatch, Step::Review) => {
-                if let Err(e) = c.refresh_review(&self.store, session).await {
-                    c.error = Some(e);
-                    return;
+            // Reviewed again right before the start: contacts may have changed.
+            (Cmd::StartBatch, Step::Review) if c.reviewing.is_none() => {
+                self.begin_review(true).await
+            }
+            (Cmd::CloseEditor, _) if c.reviewing.is_some() => {
+                c.cancel_review();
+                if c.review.is_none() {
+                    c.step = Step::Edit;
                 }
-                let Some(r) = &c.review else { return };
-                if r.blocks() {
-                    let n = r
-                        .findings
-                        .iter()
-                        .filter(|f| f.severity == crate::engine::review::Severity::Blocking)
-                        .count();
-                    let text = format!(
-                        "cannot start batch #{}: {n} finding{} block it (marked ✗)",
-                        r.batch_id,
-                        if n == 1 { "" } else { "s" }
-                    );
-                    return self.deny(text);
-                }
-                let id = r.batch_id;
-                let scope = match batch_scope(session) {
-                    Ok(s) => s,
-                    Err(e) => return self.deny(e.to_string()),
-                };
-                match self.store.start_batch(scope, id).await {
-                    Ok((b, queued)) => {
-                        let text = format!(
-                            "batch #{} {} started: {queued} recipients queued{}",
-                            b.id,
-                            b.name,
-                            if self.engine.is_some() {
-                                ""
-                            } else {
-                                " (no engine in this process: run `recalliq worker`)"
-                            }
-                        );
-                        tracing::info!("{text}");
-                        self.composer = None;
-                        self.screen = ScreenId::Batches;
-                        self.batches.table.invalidate();
-                        self.load(ScreenId::Batches).await;
-                        self.info(text);
-                    }
-                    Err(e) => self.deny(e.to_string()),
-                }
+                self.info("review cancelled; the draft is kept".into());
             }
             (Cmd::CloseEditor, _) => self.close_composer().await,
             _ => {}

@@ -363,6 +363,10 @@ impl App {
         if self.screen == ScreenId::Contacts {
             self.screen = ScreenId::Groups;
         }
+        self.dkim = Default::default();
+        if self.screen == ScreenId::Dkim {
+            self.screen = ScreenId::Smtp;
+        }
     }
 
     /// Enter on a group: its contacts.

@@ -27,7 +27,8 @@ pub fn action_name<T: std::fmt::Debug>(what: &T) -> String {
             .find(|c: char| !c.is_alphanumeric() && c != '_')
             .unwrap_or(name.len());
         let head = &name[..end];
-        if matches!(head, "More" | "Ops" | "Some" | "Box") && name[end..].starts_with('(') {
+        if matches!(head, "More" | "Ops" | "Dkim" | "Some" | "Box") && name[end..].starts_with('(')
+        {
             name = &name[end + 1..];
             continue;
         }

@@ -1,7 +1,16 @@
 //! The batch composer: name, template, one or more groups, batch variables (key/value) and
 //! send now or a schedule in the local time zone (shown). Ctrl-S saves a draft (or a
 //! scheduled batch) and opens the review page (`engine::review`): unique recipients, quota
-//! left, missing variables per recipient (these block the start) and a rendered sample.
+//! left, missing variables per recipient (these block the start), a rendered sample, and
+//! the pre-flight lines `recalliq batch check` prints (DKIM of the From domain, message
+//! size, text part, List-Unsubscribe, suppression hits, quota; blocking only where the
+//! check is blocking).
+//!
+//! The review reads every recipient, which takes a while for a large batch, so the app runs
+//! it in a background task ([`full_review`]) and shows "reviewing… N" meanwhile; Esc
+//! cancels it. The template and group pickers query the store (a search term and a limit),
+//! so any of a tenant's templates and groups can be chosen: `/` in a picker starts typing
+//! the search.
 
 use std::collections::BTreeSet;
 
@@ -16,7 +25,7 @@ use serde_json::{Map, Value};
 use super::Session;
 use crate::db::{DbError, DbResult, Group, NewBatch, Page, Store, Template};
 use crate::domain::BatchStatus;
-use crate::engine::review::{Review, Severity, review_batch};
+use crate::engine::review::{Finding, Review, Severity, review_batch_with_progress};
 use crate::tui::screens::templates::scope;
 use crate::tui::theme::Theme;
 
@@ -44,6 +53,9 @@ const SECTIONS: [Section; 5] = [
     Section::Schedule,
 ];
 
+/// Templates and groups a picker shows at most (the search narrows them down).
+pub const PICK_LIMIT: i64 = 200;
+
 /// The schedule format typed in the composer.
 pub const SCHEDULE_FORMAT: &str = "%Y-%m-%d %H:%M";
 
@@ -52,11 +64,20 @@ pub struct Composer {
     pub step: Step,
     pub focus: Section,
     pub name: String,
+    /// The active templates matching `template_search` (at most `PICK_LIMIT`).
     pub templates: Vec<Template>,
+    /// The cursor in `templates`.
     pub template: usize,
+    /// The chosen template: id and name (it stays chosen when a search hides it).
+    pub chosen_template: Option<(i32, String)>,
+    pub template_search: String,
+    /// The active groups matching `group_search` (at most `PICK_LIMIT`).
     pub groups: Vec<Group>,
     pub group_cursor: usize,
     pub chosen: BTreeSet<i32>,
+    pub group_search: String,
+    /// Keys go to the focused picker's search line (after `/`).
+    pub searching: bool,
     pub vars: Vec<(String, String)>,
     pub var_input: String,
     pub var_cursor: usize,
@@ -68,6 +89,78 @@ pub struct Composer {
     /// The saved draft (after Ctrl-S).
     pub batch_id: Option<i32>,
     pub review: Option<Review>,
+    /// The review running in the background, if any.
+    pub reviewing: Option<Reviewing>,
+    /// Counts reviews started, so the result of a cancelled one is ignored.
+    pub review_token: u64,
+}
+
+/// A review running in a background task.
+#[derive(Debug, Clone)]
+pub struct Reviewing {
+    pub token: u64,
+    /// Recipients looked at so far.
+    pub seen: i64,
+    /// Start the batch when the review allows it (`s` on the review page).
+    pub then_start: bool,
+    pub abort: tokio::task::AbortHandle,
+}
+
+/// The review of a batch with the pre-flight checks it does not make itself
+/// (`preflight::beyond_review`, as `recalliq batch check` prints them) appended.
+/// `progress` hears how many recipients were looked at.
+pub async fn full_review(
+    store: &Store,
+    scope: crate::db::TenantScope,
+    batch_id: i32,
+    config_dir: Option<std::path::PathBuf>,
+    progress: &(dyn Fn(i64) + Send + Sync),
+) -> Result<Review, String> {
+    use crate::engine::preflight::{PreflightOptions, beyond_review, preflight};
+    let mut review = review_batch_with_progress(store, scope, batch_id, progress)
+        .await
+        .map_err(|e| e.to_string())?;
+    let opts = PreflightOptions {
+        config_dir,
+        ..PreflightOptions::default()
+    };
+    let pre = preflight(store, scope, batch_id, &opts)
+        .await
+        .map_err(|e| e.to_string())?;
+    review
+        .findings
+        .extend(beyond_review(pre.checks).iter().map(Finding::from));
+    Ok(review)
+}
+
+/// The active templates whose name or subject contains `search`, at most `PICK_LIMIT`.
+async fn pick_templates(
+    store: &Store,
+    scope: crate::db::TenantScope,
+    search: &str,
+) -> DbResult<Vec<Template>> {
+    let search = Some(search.trim()).filter(|s| !s.is_empty());
+    Ok(store
+        .list_templates(scope, Page::first(PICK_LIMIT), search)
+        .await?
+        .into_iter()
+        .filter(|t| t.is_active)
+        .collect())
+}
+
+/// The active groups whose name or description contains `search`, at most `PICK_LIMIT`.
+async fn pick_groups(
+    store: &Store,
+    scope: crate::db::TenantScope,
+    search: &str,
+) -> DbResult<Vec<Group>> {
+    let search = Some(search.trim()).filter(|s| !s.is_empty());
+    Ok(store
+        .list_groups(scope, Page::first(PICK_LIMIT), search)
+        .await?
+        .into_iter()
+        .filter(|g| g.is_active)
+        .collect())
 }
 
 /// "UTC+02:00" for an offset.
@@ -104,18 +197,8 @@ impl Composer {
     /// An empty composer with the tenant's active templates and groups.
     pub async fn open(store: &Store, session: &Session, offset: FixedOffset) -> DbResult<Composer> {
         let scope = scope(session)?;
-        let templates: Vec<Template> = store
-            .list_templates(scope, Page::first(500), None)
-            .await?
-            .into_iter()
-            .filter(|t| t.is_active)
-            .collect();
-        let groups: Vec<Group> = store
-            .list_groups(scope, Page::first(500), None)
-            .await?
-            .into_iter()
-            .filter(|g| g.is_active)
-            .collect();
+        let templates = pick_templates(store, scope, "").await?;
+        let groups = pick_groups(store, scope, "").await?;
         if templates.is_empty() {
             return Err(DbError::Invalid(
                 "no active template: create one on the Templates screen first".into(),
@@ -126,15 +209,20 @@ impl Composer {
                 "no active group: create one on the Groups screen first".into(),
             ));
         }
+        let chosen_template = templates.first().map(|t| (t.id, t.name.clone()));
         Ok(Composer {
             step: Step::Edit,
             focus: Section::Name,
             name: String::new(),
             templates,
             template: 0,
+            chosen_template,
+            template_search: String::new(),
             groups,
             group_cursor: 0,
             chosen: BTreeSet::new(),
+            group_search: String::new(),
+            searching: false,
             vars: Vec::new(),
             var_input: String::new(),
             var_cursor: 0,
@@ -143,22 +231,70 @@ impl Composer {
             error: None,
             batch_id: None,
             review: None,
+            reviewing: None,
+            review_token: 0,
         })
     }
 
+    /// Re-queries the pickers for their search terms (after the search changed).
+    pub async fn reload_pickers(&mut self, store: &Store, session: &Session) -> DbResult<()> {
+        let scope = scope(session)?;
+        self.templates = pick_templates(store, scope, &self.template_search).await?;
+        self.template = self
+            .chosen_template
+            .as_ref()
+            .and_then(|(id, _)| self.templates.iter().position(|t| t.id == *id))
+            .unwrap_or(0);
+        self.groups = pick_groups(store, scope, &self.group_search).await?;
+        self.group_cursor = 0;
+        Ok(())
+    }
+
+    /// The focused picker's search line, if the focus is on a picker.
+    fn search_mut(&mut self) -> Option<&mut String> {
+        match self.focus {
+            Section::Template => Some(&mut self.template_search),
+            Section::Groups => Some(&mut self.group_search),
+            _ => None,
+        }
+    }
+
     pub fn focus_next(&mut self, delta: isize) {
+        self.searching = false;
         let i = SECTIONS.iter().position(|s| *s == self.focus).unwrap_or(0) as isize;
         let n = SECTIONS.len() as isize;
         self.focus = SECTIONS[((i + delta).rem_euclid(n)) as usize];
     }
 
-    /// A key typed into the focused section.
-    pub fn input(&mut self, key: KeyEvent) {
+    /// A key typed into the focused section; true when a picker's search changed (the app
+    /// then re-queries the pickers).
+    pub fn input(&mut self, key: KeyEvent) -> bool {
         if key.modifiers.contains(KeyModifiers::CONTROL) {
-            return;
+            return false;
         }
         self.error = None;
+        if self.searching
+            && let Some(search) = self.search_mut()
+        {
+            match key.code {
+                KeyCode::Char(c) => search.push(c),
+                KeyCode::Backspace => {
+                    search.pop();
+                }
+                KeyCode::Esc => {
+                    search.clear();
+                    self.searching = false;
+                }
+                KeyCode::Enter | KeyCode::Down => {
+                    self.searching = false;
+                    return false;
+                }
+                _ => return false,
+            }
+            return true;
+        }
         match (self.focus, key.code) {
+            (Section::Template | Section::Groups, KeyCode::Char('/')) => self.searching = true,
             (Section::Name, KeyCode::Char(c)) => self.name.push(c),
             (Section::Name, KeyCode::Backspace) => {
                 self.name.pop();
@@ -168,11 +304,14 @@ impl Composer {
                 self.schedule.pop();
             }
             (Section::Template, KeyCode::Up | KeyCode::Char('k')) => {
-                self.template = self.template.saturating_sub(1)
+                self.template = self.template.saturating_sub(1);
+                self.pick_template();
             }
             (Section::Template, KeyCode::Down | KeyCode::Char('j')) => {
-                self.template = (self.template + 1).min(self.templates.len().saturating_sub(1))
+                self.template = (self.template + 1).min(self.templates.len().saturating_sub(1));
+                self.pick_template();
             }
+            (Section::Template, KeyCode::Char(' ') | KeyCode::Enter) => self.pick_template(),
             (Section::Groups, KeyCode::Up | KeyCode::Char('k')) => {
                 self.group_cursor = self.group_cursor.saturating_sub(1)
             }
@@ -202,6 +341,14 @@ impl Composer {
             }
             (Section::Variables, KeyCode::Enter) => self.add_var(),
             _ => {}
+        }
+        false
+    }
+
+    /// The template under the cursor becomes the chosen one.
+    fn pick_template(&mut self) {
+        if let Some(t) = self.templates.get(self.template) {
+            self.chosen_template = Some((t.id, t.name.clone()));
         }
     }
 
@@ -249,10 +396,7 @@ impl Composer {
                 self.var_input.trim()
             ));
         }
-        let template = self
-            .templates
-            .get(self.template)
-            .ok_or("choose a template")?;
+        let (template_id, _) = self.chosen_template.as_ref().ok_or("choose a template")?;
         let scheduled_at = parse_schedule(&self.schedule, self.offset)?;
         let variables = (!self.vars.is_empty()).then(|| {
             Value::Object(
@@ -264,7 +408,7 @@ impl Composer {
         });
         Ok(NewBatch {
             name: name.to_string(),
-            template_id: template.id,
+            template_id: *template_id,
             group_ids: self.chosen.iter().copied().collect(),
             variables,
             scheduled_at,
@@ -294,22 +438,21 @@ impl Composer {
             .await
             .map_err(|e| e.to_string())?;
         self.batch_id = Some(batch.id);
-        self.refresh_review(store, session).await?;
+        self.review = None;
         self.step = Step::Review;
         Ok(batch.id)
     }
 
-    pub async fn refresh_review(&mut self, store: &Store, session: &Session) -> Result<(), String> {
-        let Some(id) = self.batch_id else {
-            return Ok(());
-        };
-        let scope = scope(session).map_err(|e| e.to_string())?;
-        self.review = Some(
-            review_batch(store, scope, id)
-                .await
-                .map_err(|e| e.to_string())?,
-        );
-        Ok(())
+    /// Stops the background review, if one runs (its result, if it still arrives, is
+    /// ignored).
+    pub fn cancel_review(&mut self) -> bool {
+        match self.reviewing.take() {
+            Some(r) => {
+                r.abort.abort();
+                true
+            }
+            None => false,
+        }
     }
 
     /// A composer reopened on an existing draft for review (`s` on the batches screen).
@@ -323,6 +466,8 @@ impl Composer {
         let batch = store.get_batch(scope, id).await?;
         let mut c = Composer::open(store, session, offset).await?;
         c.name = batch.name.clone();
+        let template = store.get_template(scope, batch.template_id).await?;
+        c.chosen_template = Some((template.id, template.name));
         if let Some(i) = c.templates.iter().position(|t| t.id == batch.template_id) {
             c.template = i;
         }
@@ -346,7 +491,6 @@ impl Composer {
                 .to_string();
         }
         c.batch_id = Some(id);
-        c.review = Some(review_batch(store, scope, id).await?);
         c.step = Step::Review;
         Ok(c)
     }
@@ -369,6 +513,25 @@ impl Composer {
             .title(Span::styled(format!(" {mark}{title} "), style))
             .border_style(style)
             .style(theme.base())
+    }
+
+    /// The search part of a picker's title: ` /term_` while typing, ` /term` once set,
+    /// ` (/ search)` on the focused picker otherwise.
+    fn search_hint(&self, s: Section) -> String {
+        let term = match s {
+            Section::Template => &self.template_search,
+            Section::Groups => &self.group_search,
+            _ => return String::new(),
+        };
+        if self.focus == s && self.searching {
+            format!(" /{term}_")
+        } else if !term.is_empty() {
+            format!(" /{term}")
+        } else if self.focus == s {
+            " (/ search)".into()
+        } else {
+            String::new()
+        }
     }
 
     fn draw_edit(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
@@ -442,12 +605,19 @@ impl Composer {
         let titems: Vec<ListItem> = self
             .templates
             .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let mark = if i == self.template { "(•) " } else { "( ) " };
+            .map(|t| {
+                let chosen = self
+                    .chosen_template
+                    .as_ref()
+                    .is_some_and(|(id, _)| *id == t.id);
+                let mark = if chosen { "(•) " } else { "( ) " };
                 ListItem::new(format!("{mark}{}", t.name))
             })
             .collect();
+        let template_title = match &self.chosen_template {
+            Some((_, name)) => format!("Template: {name}{}", self.search_hint(Section::Template)),
+            None => format!("Template{}", self.search_hint(Section::Template)),
+        };
         let mut tstate = ListState::default().with_selected(Some(self.template));
         frame.render_stateful_widget(
             List::new(titems)
@@ -456,7 +626,7 @@ impl Composer {
                 } else {
                     theme.base()
                 })
-                .block(self.section_block(Section::Template, "Template".into(), theme)),
+                .block(self.section_block(Section::Template, template_title, theme)),
             templates,
             &mut tstate,
         );
@@ -479,7 +649,11 @@ impl Composer {
                 .highlight_style(theme.selected())
                 .block(self.section_block(
                     Section::Groups,
-                    format!("Groups ({} chosen, space)", self.chosen.len()),
+                    format!(
+                        "Groups ({} chosen, space){}",
+                        self.chosen.len(),
+                        self.search_hint(Section::Groups)
+                    ),
                     theme,
                 )),
             groups,
@@ -497,6 +671,36 @@ impl Composer {
 
     fn draw_review(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
         let Some(r) = &self.review else {
+            let outer = Block::bordered()
+                .title(Span::styled(
+                    format!(
+                        " Review batch #{} {} ",
+                        self.batch_id.unwrap_or_default(),
+                        self.name.trim()
+                    ),
+                    theme.accent(),
+                ))
+                .style(theme.base());
+            let text = match (&self.reviewing, &self.error) {
+                (Some(r), _) => vec![
+                    Line::styled(
+                        format!(
+                            "reviewing… {} recipients{}",
+                            r.seen,
+                            if r.then_start {
+                                " (the batch starts if nothing blocks it)"
+                            } else {
+                                ""
+                            }
+                        ),
+                        theme.accent(),
+                    ),
+                    Line::styled("esc cancels the review (the draft is kept)", theme.muted()),
+                ],
+                (None, Some(e)) => vec![Line::styled(format!("✗ {e}"), theme.error())],
+                (None, None) => vec![Line::styled("no review yet: e edit", theme.muted())],
+            };
+            frame.render_widget(Paragraph::new(text).block(outer), area);
             return;
         };
         let blocked = r.blocks();
@@ -541,10 +745,17 @@ impl Composer {
             ]),
             head,
         );
-        let lines: Vec<Line> = r
-            .findings
-            .iter()
-            .filter(|f| f.kind != "sample")
+        // The summary first, then what blocks, what warns, what is fine: on a small terminal
+        // the lines that matter most stay visible.
+        let mut shown: Vec<&Finding> = r.findings.iter().filter(|f| f.kind != "sample").collect();
+        shown.sort_by_key(|f| match (f.kind, f.severity) {
+            ("recipients", _) => 0,
+            (_, Severity::Blocking) => 1,
+            (_, Severity::Warning) => 2,
+            (_, Severity::Info) => 3,
+        });
+        let lines: Vec<Line> = shown
+            .into_iter()
             .map(|f| {
                 let (mark, style) = match f.severity {
                     Severity::Info => ("✓ ", theme.ok()),
@@ -585,7 +796,15 @@ impl Composer {
                 .block(Block::bordered().title(title).style(theme.base())),
             sample,
         );
-        let foot_line = if let Some(e) = &self.error {
+        let foot_line = if let Some(rv) = &self.reviewing {
+            Line::styled(
+                format!(
+                    "reviewing again before the start… {} recipients (esc cancels)",
+                    rv.seen
+                ),
+                theme.accent(),
+            )
+        } else if let Some(e) = &self.error {
             Line::styled(format!("✗ {e}"), theme.error())
         } else if blocked {
             Line::styled(

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod batches;
 pub mod composer;
 pub mod dashboard;
+pub mod dkim;
 pub mod groups;
 pub mod login;
 pub mod logs;
