@@ -72,10 +72,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0010_dkim.sql"),
         postgres: include_str!("../../migrations/postgres/0010_dkim.sql"),
     },
+    Migration {
+        version: 11,
+        name: "bounce_mailbox",
+        sqlite: include_str!("../../migrations/sqlite/0011_bounce_mailbox.sql"),
+        postgres: include_str!("../../migrations/postgres/0011_bounce_mailbox.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 10;
+pub const LATEST_VERSION: i64 = 11;
 
 const CREATE_TRACKING: &str = "CREATE TABLE IF NOT EXISTS recalliq_schema_migrations (
     version BIGINT PRIMARY KEY,
