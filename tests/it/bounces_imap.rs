@@ -186,9 +186,13 @@ fn watch_once_end_to_end() {
         let audit = env.json(&[
             "audit", "list", "--tenant", "acme.test", "--search", "bob@", "--json",
         ]);
-        let rows = audit.as_array().unwrap_or_else(|| panic!("{audit}"));
+        let rows: Vec<_> = audit
+            .as_array()
+            .unwrap_or_else(|| panic!("{audit}"))
+            .iter()
+            .filter(|r| r["action"] == "unsubscribe")
+            .collect();
         assert_eq!(rows.len(), 1, "{audit}");
-        assert_eq!(rows[0]["action"], "unsubscribe", "{audit}");
         assert!(
             rows[0]["target"]
                 .as_str()
@@ -229,6 +233,7 @@ fn watch_once_end_to_end() {
             }
             // A second poll finds nothing; a report to another tenant's mailbox changes
             // nothing of acme.test's.
+            c.create("Other").await;
             c.append(
                 "Other",
                 corpus::gmail_dsn("cat@example.com", &mid("cat@example.com")).as_bytes(),

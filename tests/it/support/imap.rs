@@ -144,17 +144,26 @@ service anvil {{
             ),
         )
         .unwrap();
-        let out = Command::new(&bin).arg("-c").arg(&conf).output().unwrap();
+        // The daemon keeps inherited pipes open: its stderr goes to a file, not a pipe.
+        let errors = root.join("start.err");
+        let status = Command::new(&bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&errors).unwrap())
+            .status()
+            .unwrap();
         let d = Dovecot {
             dir,
             port,
             tls_port,
             conf,
         };
-        if !out.status.success() {
+        if !status.success() {
             return unavailable(format!(
                 "dovecot did not start: {}{}",
-                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(&errors).unwrap_or_default(),
                 d.log()
             ));
         }
@@ -230,6 +239,13 @@ impl ImapClient {
             .append(folder, None, None, raw)
             .await
             .unwrap_or_else(|e| panic!("APPEND to {folder}: {e}"));
+    }
+
+    pub async fn create(&mut self, folder: &str) {
+        self.session
+            .create(folder)
+            .await
+            .unwrap_or_else(|e| panic!("CREATE {folder}: {e}"));
     }
 
     /// Every message in `folder` (empty when the folder does not exist).
