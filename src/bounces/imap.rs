@@ -177,16 +177,14 @@ impl Watcher<'_> {
     /// Connects, secures and logs in.
     async fn open(&self) -> Result<Session, WatchError> {
         let m = self.mailbox;
-        let tcp = match tokio::time::timeout(
-            self.timeout,
-            TcpStream::connect((m.host.as_str(), m.port)),
-        )
-        .await
-        {
-            Err(_) => return Err(self.lost("connection timed out")),
-            Ok(Err(e)) => return Err(self.lost(format!("cannot connect: {e}"))),
-            Ok(Ok(s)) => s,
-        };
+        let tcp =
+            match tokio::time::timeout(self.timeout, TcpStream::connect((m.host.as_str(), m.port)))
+                .await
+            {
+                Err(_) => return Err(self.lost("connection timed out")),
+                Ok(Err(e)) => return Err(self.lost(format!("cannot connect: {e}"))),
+                Ok(Ok(s)) => s,
+            };
         let client = match m.security {
             Security::Tls => {
                 let mut c = async_imap::Client::new(self.tls(tcp).await?);
@@ -207,10 +205,8 @@ impl Watcher<'_> {
                 let Conn::Plain(tcp) = c.into_inner() else {
                     return Err(self.lost("STARTTLS on an encrypted connection"));
                 };
-                let mut c = async_imap::Client::new(self.tls(tcp).await?);
-                // No greeting after STARTTLS.
-                let _ = &mut c;
-                c
+                // No second greeting after STARTTLS.
+                async_imap::Client::new(self.tls(tcp).await?)
             }
         };
         match tokio::time::timeout(
@@ -235,9 +231,7 @@ impl Watcher<'_> {
     /// `RecallIQ/Processed` written with the server's hierarchy delimiter.
     async fn server_name(&self, session: &mut Session, name: &str) -> Result<String, WatchError> {
         let names: Vec<_> = {
-            let stream = self
-                .step("LIST", session.list(Some(""), Some("")))
-                .await?;
+            let stream = self.step("LIST", session.list(Some(""), Some(""))).await?;
             stream.collect().await
         };
         let delim = names

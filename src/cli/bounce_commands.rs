@@ -304,8 +304,8 @@ async fn mailbox_command(config: &Config, store: &Store, cmd: MailboxCommand) ->
     match cmd {
         MailboxCommand::Set(a) => {
             let old = store.bounce_mailbox(owner).await?;
-            let key = SecretKey::load(&config.config_dir)
-                .map_err(|e| CliError::usage(e.to_string()))?;
+            let key =
+                SecretKey::load(&config.config_dir).map_err(|e| CliError::usage(e.to_string()))?;
             let context = mailbox_secret_context(owner.tenant_id());
             let password_enc = if a.password_stdin {
                 let p = Secret::new(read_password_stdin()?);
@@ -414,10 +414,12 @@ async fn watch(
             "no bounce mailbox is configured for {what} (`recalliq bounces mailbox set`)"
         )));
     };
-    let key =
-        SecretKey::load(&config.config_dir).map_err(|e| CliError::usage(e.to_string()))?;
+    let key = SecretKey::load(&config.config_dir).map_err(|e| CliError::usage(e.to_string()))?;
     let password = key
-        .decrypt_bound(&mailbox.password_enc, &mailbox_secret_context(owner.tenant_id()))
+        .decrypt_bound(
+            &mailbox.password_enc,
+            &mailbox_secret_context(owner.tenant_id()),
+        )
         .map_err(decrypt_error)?;
     let mut ingest = ingest_config(config, None, None)?;
     ingest.only_tenant = owner.tenant_id();
@@ -473,10 +475,7 @@ async fn watch(
         |ev| match ev {
             WatchEvent::Polled(sum) => print(sum),
             WatchEvent::Retrying { error, delay } => {
-                eprintln!(
-                    "recalliq: {error}; retrying in {} s",
-                    delay.as_secs()
-                );
+                eprintln!("recalliq: {error}; retrying in {} s", delay.as_secs());
             }
         },
     )

@@ -127,7 +127,9 @@ impl Row {
 fn check_folder(what: &str, name: &str) -> DbResult<()> {
     if name.trim().is_empty()
         || name.len() > 200
-        || name.chars().any(|c| c.is_control() || c == '"' || c == '\\')
+        || name
+            .chars()
+            .any(|c| c.is_control() || c == '"' || c == '\\')
     {
         return Err(DbError::Invalid(format!("invalid {what} '{name}'")));
     }
@@ -179,11 +181,7 @@ impl Store {
     }
 
     /// Creates or replaces the mailbox of `owner` (`m.tenant_id` is taken from `owner`).
-    pub async fn set_bounce_mailbox(
-        &self,
-        owner: MailboxOwner,
-        m: &BounceMailbox,
-    ) -> DbResult<()> {
+    pub async fn set_bounce_mailbox(&self, owner: MailboxOwner, m: &BounceMailbox) -> DbResult<()> {
         validate(m)?;
         let key = owner.tenant_id().unwrap_or(0);
         let updated: u64 = on_pool!(self, p => {

@@ -162,7 +162,12 @@ fn corpus_is_classified() {
 }
 
 /// Tenant `domain` sending through the sink to `user{i}@example.com`, i < n.
-pub(crate) async fn setup(store: &Store, domain: &str, port: u16, n: usize) -> (TenantScope, i32, i32, i32) {
+pub(crate) async fn setup(
+    store: &Store,
+    domain: &str,
+    port: u16,
+    n: usize,
+) -> (TenantScope, i32, i32, i32) {
     let (_, scope) = tenant(store, domain).await;
     store
         .add_tenant_email(scope, &format!("news@{domain}"), Some("News"))
@@ -818,9 +823,15 @@ store_test!(one_click_unsubscribe_endpoint, |store| async move {
     assert_eq!(
         targets,
         [
-            format!("user0@example.com via one-click unsubscribe (unsubscribe serve) (batch #{batch})"),
-            format!("user0@example.com via one-click unsubscribe (unsubscribe serve) (batch #{batch}, already suppressed)"),
-            format!("user0@example.com via unsubscribe mail (bounces ingest) (batch #{batch}, already suppressed)"),
+            format!(
+                "user0@example.com via one-click unsubscribe (unsubscribe serve) (batch #{batch})"
+            ),
+            format!(
+                "user0@example.com via one-click unsubscribe (unsubscribe serve) (batch #{batch}, already suppressed)"
+            ),
+            format!(
+                "user0@example.com via unsubscribe mail (bounces ingest) (batch #{batch}, already suppressed)"
+            ),
         ],
     );
     assert!(

@@ -77,7 +77,10 @@ impl Dovecot {
         }
         if id("-u") == "0" {
             let st = Command::new("chown")
-                .args([&format!("{user}:{group}"), root.join("mail").to_str().unwrap()])
+                .args([
+                    &format!("{user}:{group}"),
+                    root.join("mail").to_str().unwrap(),
+                ])
                 .status()
                 .unwrap();
             assert!(st.success(), "chown the mail dir");
