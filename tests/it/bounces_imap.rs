@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::bounces::{message_to, unsubscribe_targets};
 use crate::bounces_corpus as corpus;
+use crate::store_test;
 use crate::support::cli::{Env, on_both_backends};
 use crate::support::imap::{Dovecot, PASSWORD, USER};
 use crate::support::smtp::{SinkConfig, SmtpSink};
@@ -388,4 +389,121 @@ fn watch_over_tls_and_starttls_and_until_sigterm() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+
+    // The server gone: the loop says so, retries with a backoff, and still stops on SIGTERM.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    assert_eq!(mailbox_set(&env, &[], closed, "none", PASSWORD), 0);
+    let child = env
+        .command()
+        .args(["bounces", "watch", "--interval", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("IMAP server 127.0.0.1:{closed}: cannot connect"))
+            && stderr.contains("retrying in 5 s"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "SIGTERM ends the backoff wait"
+    );
 }
+
+store_test!(mailbox_settings_per_tenant_and_global, |store| async move {
+    use recalliq::db::{Actor, BounceMailbox, MailboxOwner, Security, mailbox_secret_context};
+    use recalliq::secrets::{KeySource, Secret, SecretKey};
+    let (_, acme) = crate::support::tenant(&store, "acme.test").await;
+    let (_, other) = crate::support::tenant(&store, "other.test").await;
+    let all = Actor::system().all_tenants().unwrap();
+    let key = SecretKey::from_bytes([7; 32], KeySource::Env);
+    let make = |tenant_id: Option<i32>, host: &str| BounceMailbox {
+        tenant_id,
+        host: host.into(),
+        port: 993,
+        security: Security::Tls,
+        username: "bounces".into(),
+        password_enc: key
+            .encrypt_bound(&Secret::new("hunter2"), &mailbox_secret_context(tenant_id))
+            .unwrap(),
+        mailbox: "INBOX".into(),
+        processed_folder: "RecallIQ/Processed".into(),
+        unmatched_folder: "RecallIQ/Unmatched".into(),
+        tls_insecure: false,
+        updated_at: None,
+    };
+    let global = MailboxOwner::Global(all);
+    let acme_owner = MailboxOwner::Tenant(acme);
+    assert_eq!(store.bounce_mailbox(global).await.unwrap(), None);
+    store
+        .set_bounce_mailbox(global, &make(None, "imap.global.test"))
+        .await
+        .unwrap();
+    store
+        .set_bounce_mailbox(acme_owner, &make(Some(acme.tenant_id()), "imap.acme.test"))
+        .await
+        .unwrap();
+    // Replacing keeps one row per owner.
+    store
+        .set_bounce_mailbox(acme_owner, &make(Some(acme.tenant_id()), "imap2.acme.test"))
+        .await
+        .unwrap();
+    let g = store.bounce_mailbox(global).await.unwrap().unwrap();
+    let a = store.bounce_mailbox(acme_owner).await.unwrap().unwrap();
+    assert_eq!((g.host.as_str(), g.tenant_id), ("imap.global.test", None));
+    assert_eq!(
+        (a.host.as_str(), a.tenant_id),
+        ("imap2.acme.test", Some(acme.tenant_id()))
+    );
+    assert_eq!(
+        store
+            .bounce_mailbox(MailboxOwner::Tenant(other))
+            .await
+            .unwrap(),
+        None
+    );
+    // Encrypted at rest, bound to its owner: another owner's context does not decrypt it.
+    assert!(a.password_enc.starts_with("v1:") && !a.password_enc.contains("hunter2"));
+    assert_eq!(
+        key.decrypt_bound(&a.password_enc, &mailbox_secret_context(a.tenant_id))
+            .unwrap()
+            .expose(),
+        "hunter2"
+    );
+    assert!(
+        key.decrypt_bound(&a.password_enc, &mailbox_secret_context(None))
+            .is_err()
+    );
+    assert!(
+        key.decrypt_bound(
+            &a.password_enc,
+            &mailbox_secret_context(Some(other.tenant_id()))
+        )
+        .is_err()
+    );
+    // Nor is it an SMTP password of the tenant.
+    assert!(key.decrypt(&a.password_enc, acme.tenant_id()).is_err());
+    // Invalid settings are refused.
+    let mut bad = make(None, "imap.global.test");
+    bad.processed_folder = "INBOX".into();
+    assert!(store.set_bounce_mailbox(global, &bad).await.is_err());
+    let mut bad = make(None, "bad host");
+    bad.port = 0;
+    assert!(store.set_bounce_mailbox(global, &bad).await.is_err());
+    assert!(store.clear_bounce_mailbox(acme_owner).await.unwrap());
+    assert!(!store.clear_bounce_mailbox(acme_owner).await.unwrap());
+    assert!(store.bounce_mailbox(global).await.unwrap().is_some());
+});
