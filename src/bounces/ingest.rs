@@ -70,7 +70,7 @@ pub struct IngestSummary {
     pub unrecognized: u64,
     /// Files that could not be read.
     pub unreadable: u64,
-    /// Maildir messages moved from new/ to cur/.
+    /// Messages moved: maildir `new/` to `cur/`, or IMAP to the processed folder.
     pub moved: u64,
 }
 
