@@ -201,6 +201,21 @@ mod tests {
         );
         assert_eq!(needs(&["migrate"]), None);
         assert_eq!(needs(&["worker", "--once"]), None);
+        // The global bounce mailbox concerns every tenant; a tenant's own only that tenant.
+        assert_eq!(needs(&["bounces", "watch", "--once"]), None);
+        assert_eq!(
+            needs(&["bounces", "watch", "--tenant", "a.example"]),
+            Some(Action::ManageSmtp)
+        );
+        assert_eq!(needs(&["bounces", "mailbox", "clear"]), None);
+        assert_eq!(
+            needs(&["bounces", "mailbox", "show", "--tenant", "a.example"]),
+            Some(Action::View)
+        );
+        assert_eq!(
+            needs(&["bounces", "mailbox", "clear", "--tenant", "a.example"]),
+            Some(Action::ManageSmtp)
+        );
     }
 
     #[test]
