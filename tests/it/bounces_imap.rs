@@ -507,3 +507,71 @@ store_test!(mailbox_settings_per_tenant_and_global, |store| async move {
     assert!(!store.clear_bounce_mailbox(acme_owner).await.unwrap());
     assert!(store.bounce_mailbox(global).await.unwrap().is_some());
 });
+
+/// The server goes away while `bounces watch` runs and comes back on the same port: the
+/// loop reports the failure, retries, and processes what arrived meanwhile.
+#[test]
+fn watch_reconnects_when_the_server_comes_back() {
+    use std::io::BufRead;
+    let Some(first) = Dovecot::start() else {
+        return;
+    };
+    let (port, tls_port) = (first.port, first.tls_port);
+    let env = Env::new();
+    assert_eq!(mailbox_set(&env, &[], port, "none", PASSWORD), 0);
+    let mut child = env
+        .command()
+        .args(["bounces", "watch", "--interval", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first_poll = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a first poll");
+    assert!(first_poll.contains("0 messages"), "{first_poll}");
+    drop(first);
+    // Down for a moment: long enough for at least one failed poll.
+    std::thread::sleep(Duration::from_millis(2500));
+    let second = Dovecot::start_on(port, tls_port).expect("dovecot again on the same port");
+    let rt = rt();
+    rt.block_on(async {
+        let mut c = second.client().await;
+        c.append("INBOX", b"Subject: hello\r\n\r\nwhile you were away\r\n")
+            .await;
+        c.logout().await;
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("a poll after the server came back");
+        if line.contains("1 messages") {
+            break;
+        }
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("retrying in 5 s"), "{stderr}");
+    rt.block_on(async {
+        let mut c = second.client().await;
+        assert_eq!(c.messages("RecallIQ/Unmatched").await.len(), 1);
+        assert!(c.messages("INBOX").await.is_empty());
+        c.logout().await;
+    });
+}

@@ -55,7 +55,13 @@ fn unavailable(reason: String) -> Option<Dovecot> {
 }
 
 impl Dovecot {
+    /// On two random free ports.
     pub fn start() -> Option<Dovecot> {
+        Dovecot::start_on(free_port(), free_port())
+    }
+
+    /// On the given ports (a server coming back where it was).
+    pub fn start_on(port: u16, tls_port: u16) -> Option<Dovecot> {
         let Some(bin) = binary() else {
             return unavailable(
                 "dovecot is not installed (apt-get install dovecot-imapd)".to_string(),
@@ -94,8 +100,6 @@ impl Dovecot {
             format!("{USER}:{{PLAIN}}{PASSWORD}::::::\n"),
         )
         .unwrap();
-        let port = free_port();
-        let tls_port = free_port();
         let r = root.display();
         let conf = root.join("dovecot.conf");
         std::fs::write(
