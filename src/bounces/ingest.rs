@@ -26,6 +26,11 @@ pub struct IngestConfig {
     pub match_days: u32,
     /// Verifies unsubscribe tokens; without it unsubscribe mails are left unrecognized.
     pub token_key: Option<TokenKey>,
+    /// Reports read from one tenant's own mailbox change only that tenant: a bounce or an
+    /// unsubscribe request about another tenant's mail counts as unmatched.
+    pub only_tenant: Option<i32>,
+    /// The command that reads the messages, named in the audit row of an unsubscribe mail.
+    pub channel: String,
 }
 
 impl Default for IngestConfig {
@@ -35,6 +40,8 @@ impl Default for IngestConfig {
             soft_days: 14,
             match_days: 14,
             token_key: None,
+            only_tenant: None,
+            channel: "bounces ingest".into(),
         }
     }
 }
@@ -63,7 +70,7 @@ pub struct IngestSummary {
     pub unrecognized: u64,
     /// Files that could not be read.
     pub unreadable: u64,
-    /// Maildir messages moved from new/ to cur/.
+    /// Messages moved: maildir `new/` to `cur/`, or IMAP to the processed folder.
     pub moved: u64,
 }
 
@@ -84,6 +91,9 @@ pub enum IngestError {
     Db(#[from] DbError),
 }
 
+/// Action of the audit row an applied unsubscribe request writes.
+pub const ACTION_UNSUBSCRIBE: &str = "unsubscribe";
+
 /// The outcome of an unsubscribe by token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unsubscribed {
@@ -93,18 +103,35 @@ pub enum Unsubscribed {
     Invalid,
 }
 
-/// Applies an unsubscribe token, from a mail or the one-click endpoint. Replays are
-/// harmless: the address stays suppressed once, the event is recorded once.
+/// Applies an unsubscribe token from the one-click endpoint (`unsubscribe serve`). Replays
+/// are harmless: the address stays suppressed once, the event is recorded once; each
+/// applied request writes an audit row.
 pub async fn unsubscribe_by_token(
     store: &Store,
     key: &TokenKey,
     token: &Token,
     via: &str,
 ) -> Result<Unsubscribed, DbError> {
+    let audit_via = format!("{via} (unsubscribe serve)");
+    unsubscribe_in(store, key, token, via, &audit_via, None).await
+}
+
+/// As `unsubscribe_by_token`; with `only_tenant`, a token of another tenant is `Invalid`.
+async fn unsubscribe_in(
+    store: &Store,
+    key: &TokenKey,
+    token: &Token,
+    via: &str,
+    audit_via: &str,
+    only_tenant: Option<i32>,
+) -> Result<Unsubscribed, DbError> {
     let all = Actor::system().all_tenants()?;
     let Some(log) = store.log_by_id(&all, token.log_id).await? else {
         return Ok(Unsubscribed::Invalid);
     };
+    if only_tenant.is_some_and(|t| t != log.tenant_id) {
+        return Ok(Unsubscribed::Invalid);
+    }
     if !key.verify(token, &log.recipient_email) {
         return Ok(Unsubscribed::Invalid);
     }
@@ -124,8 +151,6 @@ pub async fn unsubscribe_by_token(
             },
         )
         .await?;
-    // AUDIT(issue: audit log): record "unsubscribed <email> via <via>" for tenant
-    // log.tenant_id here once the audit module lands.
     let newly = store
         .suppress(
             scope,
@@ -135,6 +160,21 @@ pub async fn unsubscribe_by_token(
             Some(log.batch_id),
         )
         .await?;
+    // The recipient acted, not an operator: the row names the address, the path it came
+    // by and the batch; its tenant is the log row's.
+    store
+        .audit(
+            &Actor::system(),
+            Some(log.tenant_id),
+            ACTION_UNSUBSCRIBE,
+            &format!(
+                "{} via {audit_via} (batch #{}{})",
+                log.recipient_email,
+                log.batch_id,
+                if newly { "" } else { ", already suppressed" }
+            ),
+        )
+        .await;
     Ok(Unsubscribed::Done {
         email: log.recipient_email,
         newly,
@@ -176,7 +216,17 @@ pub async fn process_message(
                 sum.unrecognized += 1;
                 return Ok(Handled::Left);
             };
-            match unsubscribe_by_token(store, key, &token, "unsubscribe mail").await? {
+            let audit_via = format!("unsubscribe mail ({})", cfg.channel);
+            match unsubscribe_in(
+                store,
+                key,
+                &token,
+                "unsubscribe mail",
+                &audit_via,
+                cfg.only_tenant,
+            )
+            .await?
+            {
                 Unsubscribed::Done { newly, .. } => {
                     sum.unsubscribed += 1;
                     if newly {
@@ -239,7 +289,10 @@ async fn apply_bounce(
     source: &str,
     sum: &mut IngestSummary,
 ) -> Result<Handled, DbError> {
-    let matched = match_bounce(store, cfg, b).await?;
+    let mut matched = match_bounce(store, cfg, b).await?;
+    if let Some(t) = cfg.only_tenant {
+        matched.retain(|(log, _)| log.tenant_id == t);
+    }
     if matched.is_empty() {
         sum.unmatched += 1;
         return Ok(Handled::Left);

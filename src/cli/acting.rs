@@ -38,6 +38,20 @@ pub fn required(cmd: &Command) -> Option<Action> {
         Command::Bounces(super::bounce_commands::BouncesCommand::Ingest { .. })
         | Command::Unsubscribe(_) => return None,
         Command::Bounces(super::bounce_commands::BouncesCommand::Stats { .. }) => View,
+        // A tenant's own mailbox changes only that tenant; the global one any tenant.
+        Command::Bounces(super::bounce_commands::BouncesCommand::Watch { tenant, .. }) => {
+            match tenant {
+                Some(_) => ManageSmtp,
+                None => return None,
+            }
+        }
+        Command::Bounces(super::bounce_commands::BouncesCommand::Mailbox(c)) => {
+            match (c, c.tenant()) {
+                (_, None) => return None,
+                (super::bounce_commands::MailboxCommand::Show { .. }, Some(_)) => View,
+                (_, Some(_)) => ManageSmtp,
+            }
+        }
         Command::Auth(AuthCommand::Check { .. }) => View,
         Command::User(c) => match c {
             UserCommand::List { .. } => View,
@@ -187,6 +201,21 @@ mod tests {
         );
         assert_eq!(needs(&["migrate"]), None);
         assert_eq!(needs(&["worker", "--once"]), None);
+        // The global bounce mailbox concerns every tenant; a tenant's own only that tenant.
+        assert_eq!(needs(&["bounces", "watch", "--once"]), None);
+        assert_eq!(
+            needs(&["bounces", "watch", "--tenant", "a.example"]),
+            Some(Action::ManageSmtp)
+        );
+        assert_eq!(needs(&["bounces", "mailbox", "clear"]), None);
+        assert_eq!(
+            needs(&["bounces", "mailbox", "show", "--tenant", "a.example"]),
+            Some(Action::View)
+        );
+        assert_eq!(
+            needs(&["bounces", "mailbox", "clear", "--tenant", "a.example"]),
+            Some(Action::ManageSmtp)
+        );
     }
 
     #[test]

@@ -73,6 +73,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../migrations/postgres/0010_dkim.sql"),
     },
     Migration {
+        version: 11,
+        name: "bounce_mailbox",
+        sqlite: include_str!("../../migrations/sqlite/0011_bounce_mailbox.sql"),
+        postgres: include_str!("../../migrations/postgres/0011_bounce_mailbox.sql"),
+    },
+    Migration {
         version: 12,
         name: "email_attempts",
         sqlite: include_str!("../../migrations/sqlite/0012_email_attempts.sql"),

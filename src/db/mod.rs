@@ -13,6 +13,7 @@ mod engine;
 mod groups;
 mod log_query;
 mod logs;
+mod mailbox;
 mod migrate;
 mod notify;
 mod ownership;
@@ -42,6 +43,10 @@ pub use engine::{Claim, ClaimedRow, Outcome, QueueCounts, RowResult, WriteCounts
 pub use groups::{Contact, Group, GroupCounts, ImportCounts, NewContact};
 pub use log_query::{LogDetail, LogFilter, ReplyClass, RetryMode, SortColumn, TriageReport};
 pub use logs::{EmailLog, ExecutionLog, NewEmailLog};
+pub use mailbox::{
+    BounceMailbox, DEFAULT_IMAP_MAILBOX, DEFAULT_PROCESSED_FOLDER, DEFAULT_UNMATCHED_FOLDER,
+    MailboxOwner, mailbox_secret_context,
+};
 pub use migrate::{LATEST_VERSION, MigrationReport};
 pub use notify::{BATCH_CHANNEL, BatchChange, BatchListener};
 pub use ownership::{Catalog, ForeignKey, Ownership, ident as quote_ident};

@@ -151,7 +151,7 @@ impl ServerCertVerifier for AcceptAnyCert {
     }
 }
 
-fn rustls_config(insecure: bool) -> Result<ClientConfig, MailError> {
+pub(crate) fn rustls_config(insecure: bool) -> Result<ClientConfig, MailError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

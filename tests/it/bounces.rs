@@ -162,7 +162,12 @@ fn corpus_is_classified() {
 }
 
 /// Tenant `domain` sending through the sink to `user{i}@example.com`, i < n.
-async fn setup(store: &Store, domain: &str, port: u16, n: usize) -> (TenantScope, i32, i32, i32) {
+pub(crate) async fn setup(
+    store: &Store,
+    domain: &str,
+    port: u16,
+    n: usize,
+) -> (TenantScope, i32, i32, i32) {
     let (_, scope) = tenant(store, domain).await;
     store
         .add_tenant_email(scope, &format!("news@{domain}"), Some("News"))
@@ -207,7 +212,7 @@ async fn setup(store: &Store, domain: &str, port: u16, n: usize) -> (TenantScope
     (scope, template.id, g.id, batch)
 }
 
-async fn new_batch(
+pub(crate) async fn new_batch(
     store: &Store,
     scope: TenantScope,
     template: i32,
@@ -230,7 +235,7 @@ async fn new_batch(
         .id
 }
 
-async fn send(store: &Store, config_dir: &Path, base_url: Option<&str>) {
+pub(crate) async fn send(store: &Store, config_dir: &Path, base_url: Option<&str>) {
     let engine = Engine::new(
         store.clone(),
         EngineConfig {
@@ -249,14 +254,14 @@ async fn send(store: &Store, config_dir: &Path, base_url: Option<&str>) {
         .unwrap();
 }
 
-fn message_to<'a>(msgs: &'a [Received], to: &str) -> &'a Received {
+pub(crate) fn message_to<'a>(msgs: &'a [Received], to: &str) -> &'a Received {
     msgs.iter()
         .find(|m| m.rcpt_to.iter().any(|r| r.eq_ignore_ascii_case(to)))
         .unwrap_or_else(|| panic!("no message to {to}"))
 }
 
 /// The mailto address and https URL of a received message's List-Unsubscribe.
-fn unsubscribe_targets(m: &Received) -> (String, Option<String>) {
+pub(crate) fn unsubscribe_targets(m: &Received) -> (String, Option<String>) {
     let h = m.header("List-Unsubscribe").expect("List-Unsubscribe");
     let mut mailto = None;
     let mut https = None;
@@ -280,7 +285,7 @@ fn write_maildir(dir: &Path, messages: &[(&str, Vec<u8>)]) {
     }
 }
 
-async fn log_of(
+pub(crate) async fn log_of(
     store: &Store,
     scope: TenantScope,
     batch: i32,
@@ -295,7 +300,7 @@ async fn log_of(
         .unwrap()
 }
 
-async fn reason(store: &Store, scope: TenantScope, email: &str) -> Option<String> {
+pub(crate) async fn reason(store: &Store, scope: TenantScope, email: &str) -> Option<String> {
     store
         .list_suppressions(scope, Page::first(1000), Some(email))
         .await
@@ -303,6 +308,24 @@ async fn reason(store: &Store, scope: TenantScope, email: &str) -> Option<String
         .into_iter()
         .find(|s| s.email == email)
         .map(|s| s.reason)
+}
+
+/// The audit rows of applied unsubscribe requests in the tenant, oldest first.
+pub(crate) async fn unsubscribe_audit(
+    store: &Store,
+    scope: TenantScope,
+) -> Vec<recalliq::db::AuditRecord> {
+    store
+        .list_audit(
+            recalliq::db::UserScope::Tenant(scope),
+            &recalliq::db::AuditFilter::default(),
+            Page::first(1000),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.action == recalliq::bounces::ingest::ACTION_UNSUBSCRIBE)
+        .collect()
 }
 
 store_test!(maildir_end_to_end, |store| async move {
@@ -498,6 +521,17 @@ store_test!(maildir_end_to_end, |store| async move {
         "forged token"
     );
     assert_eq!(store.count_suppressions(scope).await.unwrap(), 4);
+    // The unsubscribe mail is audited (address, tenant, path); the forged one is not.
+    let audit = unsubscribe_audit(&store, scope).await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0].tenant_id, Some(scope.tenant_id()));
+    assert_eq!(audit[0].outcome, "ok");
+    assert!(
+        audit[0]
+            .target
+            .starts_with("user5@example.com via unsubscribe mail (bounces ingest)"),
+        "{audit:?}"
+    );
     let counts = store.bounce_counts_for_batch(scope, batch).await.unwrap();
     assert_eq!(
         (
@@ -600,7 +634,7 @@ store_test!(tenants_are_kept_apart, |store| async move {
 });
 
 /// One HTTP/1.1 request over a fresh connection; returns (status, body).
-async fn http(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
+pub(crate) async fn http(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(request).await.unwrap();
     let mut out = Vec::new();
@@ -621,7 +655,7 @@ async fn http(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
     (status, body)
 }
 
-fn post(path: &str) -> Vec<u8> {
+pub(crate) fn post(path: &str) -> Vec<u8> {
     let body = "List-Unsubscribe=One-Click";
     format!(
         "POST {path} HTTP/1.1\r\nHost: unsub.acme.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
@@ -781,6 +815,30 @@ store_test!(one_click_unsubscribe_endpoint, |store| async move {
             .unwrap()
             .unsubscribed,
         1
+    );
+
+    // Audited: the POST, its replay and the mail replay; no forgery.
+    let audit = unsubscribe_audit(&store, scope).await;
+    let targets: Vec<&str> = audit.iter().map(|a| a.target.as_str()).collect();
+    assert_eq!(
+        targets,
+        [
+            format!(
+                "user0@example.com via one-click unsubscribe (unsubscribe serve) (batch #{batch})"
+            ),
+            format!(
+                "user0@example.com via one-click unsubscribe (unsubscribe serve) (batch #{batch}, already suppressed)"
+            ),
+            format!(
+                "user0@example.com via unsubscribe mail (bounces ingest) (batch #{batch}, already suppressed)"
+            ),
+        ],
+    );
+    assert!(
+        audit
+            .iter()
+            .all(|a| a.tenant_id == Some(scope.tenant_id()) && a.outcome == "ok"),
+        "{audit:?}"
     );
 
     stop_tx.send(true).unwrap();

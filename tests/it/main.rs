@@ -9,6 +9,7 @@ mod auth;
 mod batch_review;
 mod bounces;
 mod bounces_corpus;
+mod bounces_imap;
 mod cli;
 mod contacts;
 mod crash;
