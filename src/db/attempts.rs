@@ -129,6 +129,17 @@ pub(super) fn archive_final_sql(ids: usize) -> String {
     )
 }
 
+/// The same for a whole batch's failed and rejected rows, before `RETRY_FAILED_SQL` puts
+/// them back in the queue (retry-failed from the batches screen or the CLI). `$1` tenant,
+/// `$2` time, `$3` batch.
+pub(super) const ARCHIVE_BATCH_FAILED_SQL: &str =
+    "INSERT INTO recalliq_emailattempt (tenant_id, email_log_id, attempt, attempted_at,
+        outcome, smtp_code, smtp_response, error_message)
+     SELECT $1, l.id, COALESCE(l.attempts, 0), COALESCE(l.updated_at, l.sent_at, $2), l.status,
+        NULL, l.smtp_response, l.error_message
+     FROM logs_emaillog l
+     WHERE l.batch_id = $3 AND l.status IN ('failed', 'rejected')";
+
 impl Store {
     /// The stored attempts of one log row of the tenant, oldest first.
     pub async fn email_attempts(

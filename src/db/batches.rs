@@ -318,6 +318,13 @@ impl Store {
                         .rows_affected()
                 }
                 TransitionExtra::RetryFailed => {
+                    // The failures being retried stay in the attempt history.
+                    sqlx::query(super::attempts::ARCHIVE_BATCH_FAILED_SQL)
+                        .bind(scope.tenant_id())
+                        .bind(ts)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
                     let n = sqlx::query(RETRY_FAILED_SQL)
                         .bind(id)
                         .bind(ts)

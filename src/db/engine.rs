@@ -218,6 +218,13 @@ impl Store {
             let ts = now();
             let n: u64 = on_pool!(self, p => {
                 let mut tx = p.begin().await?;
+                // The failures being retried stay in the attempt history.
+                sqlx::query(super::attempts::ARCHIVE_BATCH_FAILED_SQL)
+                    .bind(scope.tenant_id())
+                    .bind(ts)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 let n = sqlx::query(RETRY_FAILED_SQL)
                     .bind(id)
                     .bind(ts)

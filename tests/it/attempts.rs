@@ -175,6 +175,27 @@ store_test!(triage_retry_keeps_the_history, |store| async move {
     );
 });
 
+store_test!(batch_retry_failed_keeps_the_history, |store| async move {
+    // As above, but the whole batch's failures are retried (batches screen / CLI
+    // `batch retry-failed`), not one row from triage.
+    let sink = SmtpSink::start(SinkConfig {
+        defer_first: 3,
+        ..SinkConfig::default()
+    });
+    let f = fixture(&store, "acme.test", sink.port(), 1, 1).await;
+    store.start_batch(f.scope, f.batch_id).await.unwrap();
+    run_once(&store, fast_config()).await;
+    let row = logs(&store, &f).await.remove(0);
+    assert_eq!(row.status, "failed", "{row:?}");
+    store.retry_failed(f.scope, f.batch_id).await.unwrap();
+    run_once(&store, fast_config()).await;
+    let row = logs(&store, &f).await.remove(0);
+    assert_eq!(row.status, "sent", "{row:?}");
+    let d = store.email_log_detail(f.scope, row.id).await.unwrap();
+    let outcomes: Vec<&str> = d.attempts.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["retry", "retry", "failed", "sent"], "{d:?}");
+});
+
 store_test!(retention_and_purge_remove_attempts, |store| async move {
     // One sink per tenant: the sink counts tries per address, and both use user0...
     let config = || SinkConfig {

@@ -123,7 +123,10 @@ async fn snapshots_of_the_dkim_screen_and_its_forms() {
             // The help lists the screen's keys from the registry.
             press(&mut app, "?").await;
             let help = render(&app, size);
-            assert!(help.contains("generate key") && help.contains("import PEM"), "{help}");
+            assert!(
+                help.contains("generate key") && help.contains("import PEM"),
+                "{help}"
+            );
             snap("dkim_help", size, redact(help));
             press_code(&mut app, KeyCode::Esc).await;
             assert_eq!(app.screen, ScreenId::Dkim);
