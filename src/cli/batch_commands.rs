@@ -252,11 +252,6 @@ pub async fn worker(config: &Config, args: WorkerArgs) -> CliResult<u8> {
         store,
         EngineConfig {
             chunk: args.chunk.max(1),
-            // Results are written a chunk at a time (at least the default 100): fewer, larger
-            // transactions touch each index page once per flush instead of once per 100 rows.
-            flush_every: usize::try_from(args.chunk)
-                .unwrap_or(0)
-                .max(EngineConfig::default().flush_every),
             lease: std::time::Duration::from_secs(args.lease),
             config_dir: Some(config.config_dir.clone()),
             public_base_url: config

@@ -304,10 +304,6 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                // 16 MB of page cache per connection (SQLite's default is 2 MB): the engine's
-                // result writes touch the log table and several of its indexes; with the
-                // small cache every flush read pages back from the OS.
-                .pragma("cache_size", "-16384")
                 .busy_timeout(Duration::from_secs(10));
             let path = opts.get_filename().to_path_buf();
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
