@@ -204,7 +204,7 @@ pub async fn preflight(
             "dkim",
             Severity::Warning,
             format!(
-                "mail from {from_domain} will not be DKIM-signed: run `recalliq dkim generate --tenant {} --domain {from_domain}` and publish the record",
+                "mail from {from_domain} will not be DKIM-signed: run `recalliq dkim generate --tenant {} --domain {from_domain}` (or `D` on the TUI's SMTP screen) and publish the record",
                 tenant.domain
             ),
         )),
