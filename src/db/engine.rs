@@ -586,6 +586,46 @@ impl WriteCounts {
     }
 }
 
+/// The rest of a result write, in its transaction: the batch's sent/failed counts and the
+/// quota of every row that was not sent given back.
+async fn finish_write<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    scope: TenantScope,
+    batch_id: i32,
+    ts: chrono::NaiveDateTime,
+    c: &WriteCounts,
+) -> Result<(), sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> chrono::NaiveDateTime: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'a> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
+    if c.sent > 0 || c.failed > 0 {
+        sqlx::query(
+            "UPDATE batches_batch SET sent_count = COALESCE(sent_count, 0) + $2,
+                failed_count = COALESCE(failed_count, 0) + $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(batch_id)
+        .bind(c.sent)
+        .bind(c.failed)
+        .bind(ts)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let unsent = c.failed + c.retried + c.released;
+    if unsent > 0 {
+        sqlx::query(RELEASE)
+            .bind(scope.tenant_id())
+            .bind(unsent)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// SQLite: the whole set in one `UPDATE ... FROM json_each(...)` (a statement per row cost
 /// a round trip to sqlx's SQLite thread each and was the engine's main cost after the
 /// network). Timestamps are written in sqlx's own text form so comparisons keep working.
@@ -643,26 +683,7 @@ async fn write_results_sqlite(
     for id in &done {
         c.add(kinds.get(id).copied().unwrap_or("released"));
     }
-    if c.sent > 0 || c.failed > 0 {
-        sqlx::query(
-            "UPDATE batches_batch SET sent_count = COALESCE(sent_count, 0) + $2,
-                failed_count = COALESCE(failed_count, 0) + $3, updated_at = $4 WHERE id = $1",
-        )
-        .bind(batch_id)
-        .bind(c.sent)
-        .bind(c.failed)
-        .bind(ts)
-        .execute(&mut *tx)
-        .await?;
-    }
-    let unsent = c.failed + c.retried + c.released;
-    if unsent > 0 {
-        sqlx::query(RELEASE)
-            .bind(scope.tenant_id())
-            .bind(unsent)
-            .execute(&mut *tx)
-            .await?;
-    }
+    finish_write(&mut tx, scope, batch_id, ts, &c).await?;
     tx.commit().await?;
     Ok(c)
 }
@@ -734,26 +755,7 @@ async fn write_results_pg(
     for k in &done {
         c.add(k);
     }
-    if c.sent > 0 || c.failed > 0 {
-        sqlx::query(
-            "UPDATE batches_batch SET sent_count = COALESCE(sent_count, 0) + $2,
-                failed_count = COALESCE(failed_count, 0) + $3, updated_at = $4 WHERE id = $1",
-        )
-        .bind(batch_id)
-        .bind(c.sent)
-        .bind(c.failed)
-        .bind(ts)
-        .execute(&mut *tx)
-        .await?;
-    }
-    let unsent = c.failed + c.retried + c.released;
-    if unsent > 0 {
-        sqlx::query(RELEASE)
-            .bind(scope.tenant_id())
-            .bind(unsent)
-            .execute(&mut *tx)
-            .await?;
-    }
+    finish_write(&mut tx, scope, batch_id, ts, &c).await?;
     tx.commit().await?;
     Ok(c)
 }
