@@ -5,6 +5,7 @@
 #   baseline  Python smtplib, 4 threads with one connection each
 #   recalliq  `recalliq worker --once` sending a 100,000-recipient batch, database writes
 #             included, on SQLite and on Postgres (4 SMTP connections)
+#   dkim      the SQLite run again with an Ed25519 and an RSA-2048 key (DKIM=0 skips it)
 #   scale     a 1,000,000-recipient batch on SQLite: materialization time (`batch start`)
 #             and the worker's peak RSS (/usr/bin/time -v)
 # The sink runs on CPU 0, every sender on CPU 1 (taskset), so runs are comparable on a
@@ -163,6 +164,21 @@ echo
 echo "ratios: SQLite/ceiling $(ratio "$sqlite_rate" "$ceiling") (target >= 0.70)," \
     "Postgres/ceiling $(ratio "$pg_rate" "$ceiling") (target >= 0.50)," \
     "SQLite/Python $(ratio "$sqlite_rate" "$python"), Postgres/Python $(ratio "$pg_rate" "$python") (target >= 2)"
+
+# --- DKIM signing cost (issue #11): the SQLite run again, with a key for the From domain --
+# DKIM=0 skips it. A fifth of the recipients each (RSA-2048 signing is the slow part).
+if [ "${DKIM:-1}" != 0 ]; then
+    dn=$((n / 5))
+    for algo in ed25519 rsa; do
+        durl="sqlite://$work/dkim-$algo.db"
+        id=$(setup "$durl" "$dn" sqlite3 "$work/dkim-$algo.db")
+        RECALLIQ_DATABASE_URL=$durl $bin dkim generate --tenant bench.test --domain bench.test \
+            --algo "$algo" >/dev/null
+        send "$durl" "$id" "$dn"
+        echo "recalliq worker --once, SQLite, DKIM $algo: $sent_rate msgs/s ($dn messages;" \
+            "$(ratio "$sent_rate" "$sqlite_rate") of the unsigned SQLite rate)"
+    done
+fi
 
 if [ "$big" -gt 0 ]; then
     burl="sqlite://$work/big.db"
