@@ -558,7 +558,7 @@ fn connect_error_is_fatal(e: &crate::mail::MailError) -> bool {
         MailError::Tls(_) | MailError::Secret(_) => true,
         MailError::Smtp(m) => {
             let permanent_auth = m.starts_with("AUTH") && !m.contains("timed out") && {
-                // "AUTH: permanent error (535): ..." from lettre.
+                // "AUTH: permanent error (535): ..." from the SMTP client.
                 m.contains("permanent") || m.contains(" 5")
             };
             let tls = (m.starts_with("TLS handshake") || m.starts_with("STARTTLS"))
@@ -584,7 +584,7 @@ fn classify(cfg: &EngineConfig, job: &Job, e: &SendError, mid: Option<String>) -
     let words = server_words(e);
     match e.code {
         Some(code) if (500..600).contains(&code) => {
-            // lettre does not say which command failed; mailbox codes (550/551/553 and
+            // The error does not say which command failed; mailbox codes (550/551/553 and
             // enhanced 5.1.x) are what servers answer to RCPT TO.
             let at_rcpt = matches!(code, 550 | 551 | 553) || e.message.contains(" 5.1.");
             if at_rcpt {
@@ -698,14 +698,12 @@ async fn sender_loop(
                                         message_id: mid,
                                     },
                                     Err(e) => {
-                                        let broken = c.is_broken() || e.code.is_none();
-                                        let o = classify(&cfg, &job, &e, mid);
-                                        // lettre closes the session after a refused
-                                        // recipient: reconnect for the next one.
-                                        if broken || !matches!(o, Outcome::Sent { .. }) {
+                                        // After a refusal the session said RSET and goes
+                                        // on; a lost or confused one is replaced.
+                                        if c.is_broken() || e.code.is_none() {
                                             conn = None;
                                         }
-                                        o
+                                        classify(&cfg, &job, &e, mid)
                                     }
                                 },
                             }

@@ -1,5 +1,5 @@
-//! Mail out: message building (`message`), SMTP connections opened by us with TCP_NODELAY
-//! and handed to lettre (`smtp`), and the outbox transport that writes `.eml` files
+//! Mail out: message building (`message`), our SMTP client with TCP_NODELAY and
+//! PIPELINING (`smtp`), and the outbox transport that writes `.eml` files
 //! (`outbox`). The sending engine builds on these; `template preview/send-test` and
 //! `smtp test` use them directly.
 

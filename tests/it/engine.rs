@@ -892,3 +892,43 @@ fn batch_cli_and_worker_once() {
         assert!(human.stdout.contains("unsent 1"), "{}", human.stdout);
     });
 }
+
+// Issue #6: a server offering PIPELINING gets each envelope in one write; recipients it
+// refuses inside the group are rejected (550, no retry) and the session goes on after RSET:
+// one connection for the whole batch.
+store_test!(pipelined_refusals_keep_the_session, |store| async move {
+    let refused = ["user1@example.com", "user3@example.com"];
+    let sink = SmtpSink::start(SinkConfig {
+        pipelining: true,
+        reject: refused.iter().map(|s| s.to_string()).collect(),
+        ..SinkConfig::default()
+    });
+    let f = fixture(&store, "acme.test", sink.port(), 6, 1).await;
+    store.start_batch(f.scope, f.batch_id).await.unwrap();
+    run_once(&store, fast_config()).await;
+    let rows = logs(&store, &f).await;
+    assert_eq!(rows.len(), 6);
+    for r in &rows {
+        if refused.contains(&r.recipient_email.as_str()) {
+            assert_eq!(r.status, "rejected", "{r:?}");
+            assert!(
+                r.smtp_response
+                    .as_deref()
+                    .unwrap_or("")
+                    .starts_with("550 5.1.1"),
+                "{r:?}"
+            );
+            assert_eq!(r.attempts, 1, "{r:?}");
+        } else {
+            assert_eq!(r.status, "sent", "{r:?}");
+        }
+    }
+    assert_eq!(sink.messages().len(), 4);
+    assert_eq!(sink.connections(), 1, "refusals cost no reconnection");
+    let groups = sink.command_groups();
+    let envelopes = groups
+        .iter()
+        .filter(|g| g.len() == 3 && g[0].starts_with("MAIL FROM:") && g[2] == "DATA")
+        .count();
+    assert_eq!(envelopes, 6, "{groups:?}");
+});

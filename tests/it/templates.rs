@@ -1006,3 +1006,102 @@ async fn one_connection_sends_without_delayed_ack_stalls() {
         .collect();
     assert_eq!(ids.len(), 100, "Message-IDs are unique");
 }
+
+fn plain_message(to: &str) -> lettre::Message {
+    let unsub = recalliq::mail::Unsubscribe {
+        mailto: "u@acme.test".into(),
+        https_url: None,
+    };
+    let rendered = recalliq::render::Rendered {
+        subject: "Hi".into(),
+        html: None,
+        text: ".a line that starts with a dot\r\nHello".into(),
+    };
+    let parts = recalliq::mail::MessageParts {
+        from_email: "news@acme.test",
+        from_name: None,
+        to_email: to,
+        to_name: None,
+        reply_to: None,
+        unsubscribe: &unsub,
+    };
+    recalliq::mail::build_message(&parts, &rendered).unwrap()
+}
+
+/// Issue #6: with PIPELINING offered, MAIL FROM + RCPT TO + DATA arrive in one write; a
+/// recipient refused inside such a group is a permanent 550 and the same session sends the
+/// next message (RSET, no reconnection). A server that answers DATA with 354 although it
+/// refused the only recipient (`lenient_data`) gets an empty transfer, then RSET: nothing is
+/// delivered. Without PIPELINING every command waits for its reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelining_groups_the_envelope_and_survives_a_refused_recipient() {
+    for lenient_data in [false, true] {
+        let sink = SmtpSink::start(SinkConfig {
+            pipelining: true,
+            lenient_data,
+            reject: ["bad@example.org".to_string()].into(),
+            ..SinkConfig::default()
+        });
+        let server = SmtpServer::new("127.0.0.1", sink.port(), Security::None);
+        let (mut conn, report) = recalliq::mail::connect(&server, None, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(conn.is_pipelining());
+        assert!(report.to_string().contains("PIPELINING"), "{report}");
+        let ok = conn.send(&plain_message("a@example.org")).await.unwrap();
+        assert_eq!(ok.code().to_string(), "250");
+        let err = conn
+            .send(&plain_message("bad@example.org"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, Some(550), "{err}");
+        assert!(err.permanent, "{err}");
+        assert!(
+            err.message
+                .starts_with("permanent error (550): 5.1.1 <bad@example.org>"),
+            "{err}"
+        );
+        assert!(!conn.is_broken(), "a refusal does not break the session");
+        conn.send(&plain_message("b@example.org")).await.unwrap();
+        conn.quit().await.unwrap();
+
+        assert_eq!(sink.connections(), 1, "one session for all three");
+        let msgs = sink.messages();
+        let to: Vec<String> = msgs.iter().map(|m| m.rcpt_to.join(",")).collect();
+        assert_eq!(to, ["a@example.org", "b@example.org"]);
+        assert!(
+            msgs[0]
+                .data
+                .contains("\r\n.a line that starts with a dot\r\n"),
+            "dot-stuffed and unstuffed: {}",
+            msgs[0].data
+        );
+        assert!(!msgs[0].data.contains("..a line"), "{}", msgs[0].data);
+        let groups = sink.command_groups();
+        let envelopes = groups
+            .iter()
+            .filter(|g| {
+                g.len() == 3
+                    && g[0].starts_with("MAIL FROM:<news@acme.test>")
+                    && g[1].starts_with("RCPT TO:<")
+                    && g[2] == "DATA"
+            })
+            .count();
+        assert_eq!(envelopes, 3, "each envelope in one write: {groups:?}");
+        let cmds = sink.commands();
+        assert!(cmds.iter().any(|c| c == "RSET"), "{cmds:?}");
+        assert_eq!(cmds.last().map(String::as_str), Some("QUIT"));
+    }
+
+    let sink = SmtpSink::start(SinkConfig::default());
+    let server = SmtpServer::new("127.0.0.1", sink.port(), Security::None);
+    let (mut conn, _) = recalliq::mail::connect(&server, None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(!conn.is_pipelining());
+    conn.send(&plain_message("a@example.org")).await.unwrap();
+    conn.quit().await.unwrap();
+    let groups = sink.command_groups();
+    assert!(groups.iter().all(|g| g.len() == 1), "{groups:?}");
+    assert_eq!(sink.messages().len(), 1);
+}

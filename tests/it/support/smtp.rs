@@ -1,6 +1,7 @@
 //! A small SMTP server for tests: it listens on 127.0.0.1 (random port), speaks enough
-//! ESMTP for lettre (EHLO, STARTTLS, AUTH PLAIN/LOGIN, MAIL, RCPT, DATA, RSET, NOOP,
-//! QUIT), records every accepted message, and misbehaves on request.
+//! ESMTP for our client (EHLO, STARTTLS, AUTH PLAIN/LOGIN, MAIL, RCPT, DATA, RSET, NOOP,
+//! QUIT, PIPELINING on request), records every accepted message and how commands arrived,
+//! and misbehaves on request.
 //!
 //! ```ignore
 //! let sink = SmtpSink::start(SinkConfig {
@@ -54,6 +55,11 @@ pub struct SinkConfig {
     pub lose_reply_first_data: usize,
     /// Listen on this port (0: any free port). To bring a stopped server back on its port.
     pub port: u16,
+    /// Advertise PIPELINING (RFC 2920); commands are answered one by one either way.
+    pub pipelining: bool,
+    /// Answer DATA with 354 even when no recipient was accepted (allowed by RFC 2920); the
+    /// transfer that follows is then refused with 554.
+    pub lenient_data: bool,
 }
 
 /// One accepted message.
@@ -102,6 +108,7 @@ struct State {
     data_count: usize,
     connections: usize,
     commands: Vec<String>,
+    groups: Vec<Vec<String>>,
 }
 
 /// A running sink; dropped, it stops.
@@ -198,6 +205,13 @@ impl SmtpSink {
     /// Every command line received (AUTH payloads replaced by `AUTH ***`).
     pub fn commands(&self) -> Vec<String> {
         self.state.lock().unwrap().commands.clone()
+    }
+
+    /// The commands grouped by how they arrived: a group is the commands that were already
+    /// received together when the first of them was read (one write by a pipelining
+    /// client). Message contents are not commands.
+    pub fn command_groups(&self) -> Vec<Vec<String>> {
+        self.state.lock().unwrap().groups.clone()
     }
 
     /// Waits until `n` messages arrived or `timeout` passed; returns what arrived.
@@ -300,22 +314,35 @@ async fn conversation(
     let mut mail_from: Option<String> = None;
     let mut rcpts: Vec<String> = Vec::new();
     let mut line = String::new();
+    // This connection's current group in `State::groups` (connections interleave).
+    let mut group: Option<usize> = None;
     loop {
         line.clear();
+        // Nothing buffered: this command starts a new read, so a new group.
+        let fresh = io.buffer().is_empty();
         if io.read_line(&mut line).await? == 0 {
             return Ok(Next::Quit);
         }
         let cmd = line.trim_end().to_string();
         let upper = cmd.to_ascii_uppercase();
-        state
-            .lock()
-            .unwrap()
-            .commands
-            .push(if upper.starts_with("AUTH") {
-                "AUTH ***".into()
+        {
+            let recorded = if upper.starts_with("AUTH") {
+                "AUTH ***".to_string()
             } else {
                 cmd.clone()
-            });
+            };
+            let mut st = state.lock().unwrap();
+            st.commands.push(recorded.clone());
+            let i = match group {
+                Some(i) if !fresh => i,
+                _ => {
+                    st.groups.push(Vec::new());
+                    st.groups.len() - 1
+                }
+            };
+            group = Some(i);
+            st.groups[i].push(recorded);
+        }
         if upper.starts_with("EHLO") || upper.starts_with("HELO") {
             let mut caps = vec![
                 "sink.test".to_string(),
@@ -327,6 +354,9 @@ async fn conversation(
             }
             if !config.users.is_empty() {
                 caps.push("AUTH PLAIN LOGIN".into());
+            }
+            if config.pipelining {
+                caps.push("PIPELINING".into());
             }
             let n = caps.len();
             let mut text = String::new();
@@ -410,7 +440,7 @@ async fn conversation(
                 reply!("250 2.1.5 Ok\r\n");
             }
         } else if upper == "DATA" {
-            if rcpts.is_empty() {
+            if rcpts.is_empty() && !config.lenient_data {
                 reply!("554 5.5.1 No valid recipients\r\n");
                 continue;
             }
@@ -426,6 +456,12 @@ async fn conversation(
                 }
                 let l = line.strip_prefix('.').unwrap_or(&line);
                 data.push_str(l);
+            }
+            if rcpts.is_empty() {
+                // Only with `lenient_data`: nobody to deliver to.
+                mail_from = None;
+                reply!("554 5.5.1 No valid recipients\r\n");
+                continue;
             }
             let (drop_it, hang, id) = {
                 let mut st = state.lock().unwrap();
