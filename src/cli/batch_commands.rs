@@ -289,22 +289,7 @@ pub async fn worker(config: &Config, args: WorkerArgs) -> CliResult<u8> {
             }
         }
     });
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
-        }
-        let _ = stop_tx.send(true);
-    });
+    let stop_rx = super::stop_on_signal();
     if !args.once {
         eprintln!(
             "recalliq worker {} running; Ctrl-C to stop",

@@ -251,22 +251,7 @@ pub async fn unsubscribe_command(config: &Config, cmd: UnsubscribeCommand) -> Cl
     println!("listening on http://{addr}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
-        }
-        let _ = stop_tx.send(true);
-    });
+    let stop_rx = super::stop_on_signal();
     crate::bounces::http::serve(listener, store, key, stop_rx)
         .await
         .map_err(|e| CliError::failed(format!("unsubscribe endpoint: {e}")))?;
@@ -431,22 +416,7 @@ async fn watch(
         password: &password,
         timeout: std::time::Duration::from_secs(30),
     };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
-        }
-        let _ = stop_tx.send(true);
-    });
+    let stop_rx = super::stop_on_signal();
     let print = |sum: &PollSummary| {
         if json {
             match serde_json::to_string(sum) {

@@ -63,3 +63,25 @@ impl From<crate::config::ConfigError> for CliError {
 }
 
 pub type CliResult<T = ()> = Result<T, CliError>;
+
+/// A stop flag that turns true on Ctrl-C (SIGINT) or SIGTERM: long-running commands
+/// (`worker`, `bounces watch`, `unsubscribe serve`) finish their current step and exit.
+fn stop_on_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        let _ = stop_tx.send(true);
+    });
+    stop_rx
+}
