@@ -660,16 +660,13 @@ impl App {
     }
 
     /// A batch changed in the database (Postgres NOTIFY, from any process): the batches
-    /// screens reload at once instead of at their next poll; the dashboard counts it too.
+    /// screens reload at once instead of at their next poll. The dashboard is left to its
+    /// own one-second live refresh (a full reload per notification would be the slow path).
     pub async fn batch_changed(&mut self, change: &crate::db::BatchChange) {
         tracing::debug!(batch_id = change.batch_id, status = %change.status, "batch changed");
         if matches!(self.screen, ScreenId::Batches | ScreenId::BatchDetail) {
             self.last_poll = None;
             self.poll_batches(Instant::now()).await;
-        } else if self.screen == ScreenId::Dashboard && self.session.is_some() {
-            self.invalidate(ScreenId::Dashboard);
-            self.load(ScreenId::Dashboard).await;
-            self.dirty = true;
         }
     }
 
