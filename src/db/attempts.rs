@@ -113,32 +113,38 @@ where
     Ok(())
 }
 
+/// The archiving INSERT of both retries below, up to its status filter: `$1` tenant, `$2`
+/// time, `$3` batch.
+macro_rules! archive_sql {
+    ($filter:literal) => {
+        concat!(
+            "INSERT INTO recalliq_emailattempt (tenant_id, email_log_id, attempt, attempted_at,
+                outcome, smtp_code, smtp_response, error_message)
+             SELECT $1, l.id, COALESCE(l.attempts, 0), COALESCE(l.updated_at, l.sent_at, $2), l.status,
+                NULL, l.smtp_response, l.error_message
+             FROM logs_emaillog l
+             WHERE l.batch_id = $3 AND ",
+            $filter
+        )
+    };
+}
+
 /// Archives the final state of rows a triage retry puts back in the queue (their
 /// failure would otherwise be overwritten by the next attempt). `$1` tenant, `$2` time,
 /// `$3` batch, the ids from `$4` on.
 pub(super) fn archive_final_sql(ids: usize) -> String {
     let ps: Vec<String> = (0..ids).map(|i| format!("${}", i + 4)).collect();
     format!(
-        "INSERT INTO recalliq_emailattempt (tenant_id, email_log_id, attempt, attempted_at,
-            outcome, smtp_code, smtp_response, error_message)
-         SELECT $1, l.id, COALESCE(l.attempts, 0), COALESCE(l.updated_at, l.sent_at, $2), l.status,
-            NULL, l.smtp_response, l.error_message
-         FROM logs_emaillog l
-         WHERE l.batch_id = $3 AND l.status IN ('failed', 'rejected', 'bounced') AND l.id IN ({})",
+        "{}({})",
+        archive_sql!("l.status IN ('failed', 'rejected', 'bounced') AND l.id IN "),
         ps.join(", ")
     )
 }
 
-/// The same for a whole batch's failed and rejected rows, before `RETRY_FAILED_SQL` puts
-/// them back in the queue (retry-failed from the batches screen or the CLI). `$1` tenant,
-/// `$2` time, `$3` batch.
+/// The same for a whole batch's failed and rejected rows, before `batches::requeue_failed`
+/// puts them back in the queue (retry-failed from the batches screen or the CLI).
 pub(super) const ARCHIVE_BATCH_FAILED_SQL: &str =
-    "INSERT INTO recalliq_emailattempt (tenant_id, email_log_id, attempt, attempted_at,
-        outcome, smtp_code, smtp_response, error_message)
-     SELECT $1, l.id, COALESCE(l.attempts, 0), COALESCE(l.updated_at, l.sent_at, $2), l.status,
-        NULL, l.smtp_response, l.error_message
-     FROM logs_emaillog l
-     WHERE l.batch_id = $3 AND l.status IN ('failed', 'rejected')";
+    archive_sql!("l.status IN ('failed', 'rejected')");
 
 impl Store {
     /// The stored attempts of one log row of the tenant, oldest first.

@@ -318,25 +318,7 @@ impl Store {
                         .rows_affected()
                 }
                 TransitionExtra::RetryFailed => {
-                    // The failures being retried stay in the attempt history.
-                    sqlx::query(super::attempts::ARCHIVE_BATCH_FAILED_SQL)
-                        .bind(scope.tenant_id())
-                        .bind(ts)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    let n = sqlx::query(RETRY_FAILED_SQL)
-                        .bind(id)
-                        .bind(ts)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    sqlx::query(UNCOUNT_FAILED_SQL)
-                        .bind(id)
-                        .bind(i64::try_from(n).unwrap_or(i64::MAX))
-                        .execute(&mut *tx)
-                        .await?;
-                    n
+                    requeue_failed(&mut tx, scope.tenant_id(), id, ts).await?
                 }
             };
             if touched > 0 {
@@ -373,9 +355,63 @@ pub(crate) enum TransitionExtra {
     RetryFailed,
 }
 
+/// A batch's failed and rejected rows back to `pending` inside `tx` (retry-failed, from a
+/// running batch or as a transition): their failures archived in the attempt history first,
+/// the batch's failed count lowered by as many. Returns the rows queued again.
+pub(super) async fn requeue_failed<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    tenant: i32,
+    batch_id: i32,
+    ts: chrono::NaiveDateTime,
+) -> Result<u64, sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> chrono::NaiveDateTime: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'a> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+    <DB as sqlx::Database>::QueryResult: RowsAffected,
+{
+    sqlx::query(super::attempts::ARCHIVE_BATCH_FAILED_SQL)
+        .bind(tenant)
+        .bind(ts)
+        .bind(batch_id)
+        .execute(&mut **tx)
+        .await?;
+    let n = sqlx::query(RETRY_FAILED_SQL)
+        .bind(batch_id)
+        .bind(ts)
+        .execute(&mut **tx)
+        .await?
+        .affected();
+    sqlx::query(UNCOUNT_FAILED_SQL)
+        .bind(batch_id)
+        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+        .execute(&mut **tx)
+        .await?;
+    Ok(n)
+}
+
+/// `rows_affected` of both backends' query results.
+pub(super) trait RowsAffected {
+    fn affected(&self) -> u64;
+}
+
+impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
+    fn affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl RowsAffected for sqlx::postgres::PgQueryResult {
+    fn affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
 /// `$1` batch, `$2` now.
-pub(crate) const RETRY_FAILED_SQL: &str =
-    "UPDATE logs_emaillog SET status = 'pending', attempts = 0,
+const RETRY_FAILED_SQL: &str = "UPDATE logs_emaillog SET status = 'pending', attempts = 0,
         next_attempt_at = $2, lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
     WHERE batch_id = $1 AND status IN ('failed', 'rejected')";
 

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
 
-use super::batches::{RETRY_FAILED_SQL, TransitionExtra, UNCOUNT_FAILED_SQL};
+use super::batches::{TransitionExtra, requeue_failed};
 use super::{Actor, Backend, Batch, DbError, DbResult, Store, TenantScope, now, on_pool};
 use crate::domain::BatchStatus;
 
@@ -218,24 +218,7 @@ impl Store {
             let ts = now();
             let n: u64 = on_pool!(self, p => {
                 let mut tx = p.begin().await?;
-                // The failures being retried stay in the attempt history.
-                sqlx::query(super::attempts::ARCHIVE_BATCH_FAILED_SQL)
-                    .bind(scope.tenant_id())
-                    .bind(ts)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                let n = sqlx::query(RETRY_FAILED_SQL)
-                    .bind(id)
-                    .bind(ts)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                sqlx::query(UNCOUNT_FAILED_SQL)
-                    .bind(id)
-                    .bind(i64::try_from(n).unwrap_or(i64::MAX))
-                    .execute(&mut *tx)
-                    .await?;
+                let n = requeue_failed(&mut tx, scope.tenant_id(), id, ts).await?;
                 sqlx::query(
                     "INSERT INTO logs_batchexecutionlog (batch_id, action, message, details, created_at)
                      VALUES ($1, 'retry_failed', $2, $3, $4)",
