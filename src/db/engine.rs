@@ -106,13 +106,15 @@ impl QueueCounts {
     }
 }
 
+// `= ANY(ARRAY(...))`, not `IN (...)`: with statistics the planner turned `IN` into a hash
+// join over a sequential scan of the whole table, for every claim.
 const CLAIM_PG: &str =
     "UPDATE logs_emaillog SET status = 'sending', lease_owner = $2, lease_expires_at = $3,
         attempts = COALESCE(attempts, 0) + 1, updated_at = $4
-    WHERE id IN (SELECT id FROM logs_emaillog
+    WHERE id = ANY(ARRAY(SELECT id FROM logs_emaillog
                  WHERE batch_id = $1 AND status = 'pending'
                    AND (next_attempt_at IS NULL OR next_attempt_at <= $4)
-                 ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED)";
+                 ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED))";
 
 // SQLite has a single writer: the claim transaction already excludes every other claimer.
 const CLAIM_SQLITE: &str =
@@ -128,6 +130,44 @@ const CLAIMED_ROWS: &str =
         ge.variables
     FROM logs_emaillog l LEFT JOIN tenants_groupemail ge ON ge.id = l.contact_id
     WHERE l.batch_id = $1 AND l.status = 'sending' AND l.lease_owner = $2 ORDER BY l.id";
+
+/// `CLAIMED_ROWS` on SQLite as one JSON row: sqlx hands rows from its SQLite thread to
+/// the runtime one at a time, a thread switch each.
+const CLAIMED_ROWS_SQLITE: &str =
+    "SELECT json_group_array(json_array(id, recipient_email, recipient_name, attempts, variables))
+    FROM (SELECT l.id, l.recipient_email, l.recipient_name, COALESCE(l.attempts, 0) AS attempts,
+            ge.variables
+        FROM logs_emaillog l LEFT JOIN tenants_groupemail ge ON ge.id = l.contact_id
+        WHERE l.batch_id = $1 AND l.status = 'sending' AND l.lease_owner = $2 ORDER BY l.id)";
+
+/// The rows of `CLAIMED_ROWS_SQLITE`. Variables that are not JSON count as none (the
+/// template then names what is missing) rather than failing the whole claim.
+fn claimed_rows_from_json(json: &str) -> Result<Vec<ClaimedRow>, DbError> {
+    type Row = (i32, String, Option<String>, i32, Option<String>);
+    let rows: Vec<Row> =
+        serde_json::from_str(json).map_err(|e| DbError::Invalid(format!("claimed rows: {e}")))?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, recipient_email, recipient_name, attempts, variables)| {
+                let variables = variables.and_then(|v| match serde_json::from_str(&v) {
+                    Ok(v) => Some(Json(v)),
+                    Err(e) => {
+                        tracing::warn!(id, error = %e, "contact variables are not JSON; ignored");
+                        None
+                    }
+                });
+                ClaimedRow {
+                    id,
+                    recipient_email,
+                    recipient_name,
+                    attempts,
+                    variables,
+                }
+            },
+        )
+        .collect())
+}
 
 const QUOTA_LEFT: &str = "SELECT CAST(COALESCE(monthly_email_limit, 1000) - COALESCE(emails_sent_this_month, 0) AS BIGINT)
     FROM tenants_tenant WHERE id = $1";
@@ -403,10 +443,8 @@ impl Store {
         let ts = now();
         let expires =
             ts + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
-        let claim_sql = match self.backend() {
-            Backend::Postgres => CLAIM_PG,
-            Backend::Sqlite => CLAIM_SQLITE,
-        };
+        let sqlite = self.backend() == Backend::Sqlite;
+        let claim_sql = if sqlite { CLAIM_SQLITE } else { CLAIM_PG };
         let tenant = scope.tenant_id();
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
@@ -460,14 +498,21 @@ impl Store {
             if n < k {
                 sqlx::query(RELEASE).bind(tenant).bind(k - n).execute(&mut *tx).await?;
             }
-            let rows: Vec<ClaimedRow> = if n > 0 {
+            let rows: Vec<ClaimedRow> = if n == 0 {
+                Vec::new()
+            } else if sqlite {
+                let json: Option<String> = sqlx::query_scalar(CLAIMED_ROWS_SQLITE)
+                    .bind(batch_id)
+                    .bind(token)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                claimed_rows_from_json(json.as_deref().unwrap_or("[]"))?
+            } else {
                 sqlx::query_as(CLAIMED_ROWS)
                     .bind(batch_id)
                     .bind(token)
                     .fetch_all(&mut *tx)
                     .await?
-            } else {
-                Vec::new()
             };
             tx.commit().await?;
             Ok(Claim::Rows { token: token.to_string(), rows })
@@ -609,11 +654,34 @@ where
     Ok(())
 }
 
-/// SQLite: the whole set in one `UPDATE ... FROM json_each(...)` (a statement per row cost
-/// a round trip to sqlx's SQLite thread each and was the engine's main cost after the
-/// network). Timestamps are written in sqlx's own text form so comparisons keep working.
-/// The unary `+` keeps the planner off the status index: it must walk the JSON once and
-/// find each row by its primary key (otherwise it re-reads the JSON for every leased row).
+/// Rows per SQLite result statement: 8 parameters each, far below SQLite's limit.
+const WRITE_ROWS_PER_STATEMENT: usize = 256;
+
+/// `UPDATE ... FROM (VALUES ...)` for `rows` results, 8 parameters per row, then the time
+/// twice. Bound values rather than one JSON document: `json_each` turned every field
+/// access into a parse of the row's JSON text, a quarter of the engine's SQLite time.
+/// Nameless `?` placeholders: sqlx looks every numbered one up by name, a linear search
+/// each. No RETURNING: sqlx hands each returned row from its SQLite thread to the runtime
+/// one at a time, a thread switch per row.
+fn sqlite_write_sql(rows: usize) -> String {
+    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+    format!(
+        "WITH v(id, token, status, error, response, mid, next, back) AS (VALUES {values})
+         UPDATE logs_emaillog AS l SET status = v.status,
+            error_message = CASE WHEN v.status = 'sent' THEN NULL ELSE COALESCE(v.error, l.error_message) END,
+            smtp_response = COALESCE(v.response, l.smtp_response),
+            message_id = COALESCE(v.mid, l.message_id),
+            sent_at = CASE WHEN v.status = 'sent' THEN ? ELSE l.sent_at END,
+            next_attempt_at = COALESCE(v.next, l.next_attempt_at),
+            attempts = COALESCE(l.attempts, 0) - v.back,
+            lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
+         FROM v
+         WHERE l.id = v.id AND +l.status = 'sending' AND +l.lease_owner = v.token"
+    )
+}
+
+/// SQLite: a set of results in one transaction, in as few statements as the parameter
+/// limit allows.
 async fn write_results_sqlite(
     pool: &sqlx::SqlitePool,
     scope: TenantScope,
@@ -621,50 +689,69 @@ async fn write_results_sqlite(
     results: &[RowResult],
 ) -> DbResult<WriteCounts> {
     let ts = now();
-    let fmt = |t: chrono::NaiveDateTime| t.format("%F %T%.f").to_string();
-    let mut kinds = std::collections::HashMap::with_capacity(results.len());
-    let rows: Vec<serde_json::Value> = results
+    let writes: Vec<RowWrite<'_>> = results
         .iter()
-        .map(|r| {
-            let w = RowWrite::of(&r.outcome, ts);
-            kinds.insert(r.id, w.kind);
-            serde_json::json!({
-                "id": r.id, "token": r.token, "status": w.status, "error": w.error,
-                "response": w.response, "mid": w.message_id,
-                "next": w.next_at.map(fmt), "back": w.back,
-            })
-        })
+        .map(|r| RowWrite::of(&r.outcome, ts))
         .collect();
-    let payload = serde_json::Value::Array(rows).to_string();
     let mut tx = pool.begin().await?;
     // Attempt history (issue 7): one INSERT for the batch's retries, none otherwise.
     super::attempts::record_attempts(&mut tx, scope.tenant_id(), ts, results).await?;
-    let done: Vec<i32> = sqlx::query_scalar(
-        "UPDATE logs_emaillog AS l SET status = v.status,
-            error_message = CASE WHEN v.status = 'sent' THEN NULL ELSE COALESCE(v.error, l.error_message) END,
-            smtp_response = COALESCE(v.response, l.smtp_response),
-            message_id = COALESCE(v.mid, l.message_id),
-            sent_at = CASE WHEN v.status = 'sent' THEN $2 ELSE l.sent_at END,
-            next_attempt_at = COALESCE(v.next, l.next_attempt_at),
-            attempts = COALESCE(l.attempts, 0) - v.back,
-            lease_owner = NULL, lease_expires_at = NULL, updated_at = $2
-         FROM (SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.token') AS token,
-                      json_extract(value, '$.status') AS status, json_extract(value, '$.error') AS error,
-                      json_extract(value, '$.response') AS response, json_extract(value, '$.mid') AS mid,
-                      json_extract(value, '$.next') AS next, json_extract(value, '$.back') AS back
-               FROM json_each($1)) AS v
-         WHERE l.id = v.id AND +l.status = 'sending' AND +l.lease_owner = v.token
-         RETURNING id",
-    )
-    .bind(&payload)
-    .bind(ts)
-    .fetch_all(&mut *tx)
-    .await?;
+    let mut written = 0;
+    for (rows, ws) in results
+        .chunks(WRITE_ROWS_PER_STATEMENT)
+        .zip(writes.chunks(WRITE_ROWS_PER_STATEMENT))
+    {
+        // Padded to a power of two with rows that match nothing (id NULL), so a handful of
+        // prepared statements serve every flush size. Only placeholders vary: no value is
+        // ever part of the text.
+        let size = rows.len().next_power_of_two();
+        let sql = sqlx::AssertSqlSafe(sqlite_write_sql(size));
+        let mut q = sqlx::query(sql);
+        for (r, w) in rows.iter().zip(ws) {
+            q = q
+                .bind(r.id)
+                .bind(&r.token)
+                .bind(w.status)
+                .bind(w.error)
+                .bind(w.response)
+                .bind(w.message_id)
+                .bind(w.next_at)
+                .bind(w.back);
+        }
+        for _ in rows.len()..size {
+            for _ in 0..8 {
+                q = q.bind(None::<i32>);
+            }
+        }
+        written += q.bind(ts).bind(ts).execute(&mut *tx).await?.rows_affected();
+    }
     // Only rows still leased to their claim were written; the others were given back (and
     // their quota with them) by crash recovery: nothing to count.
     let mut c = WriteCounts::default();
-    for id in &done {
-        c.add(kinds.get(id).copied().unwrap_or("released"));
+    if usize::try_from(written).is_ok_and(|w| w == results.len()) {
+        for w in &writes {
+            c.add(w.kind);
+        }
+    } else if written > 0 {
+        // Some leases were lost: the rows this statement wrote are those carrying its
+        // timestamp without a lease (SQLite has one writer: nobody else wrote meanwhile).
+        let ids: Vec<i32> = results.iter().map(|r| r.id).collect();
+        let done: std::collections::HashSet<i32> = sqlx::query_scalar(
+            "SELECT id FROM logs_emaillog
+             WHERE id IN (SELECT value FROM json_each($1))
+               AND updated_at = $2 AND lease_owner IS NULL",
+        )
+        .bind(Json(ids))
+        .bind(ts)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        for (r, w) in results.iter().zip(&writes) {
+            if done.contains(&r.id) {
+                c.add(w.kind);
+            }
+        }
     }
     finish_write(&mut tx, scope, batch_id, ts, &c).await?;
     tx.commit().await?;

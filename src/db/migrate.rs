@@ -84,10 +84,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0012_email_attempts.sql"),
         postgres: include_str!("../../migrations/postgres/0012_email_attempts.sql"),
     },
+    Migration {
+        version: 13,
+        name: "engine_indexes",
+        sqlite: include_str!("../../migrations/sqlite/0013_engine_indexes.sql"),
+        postgres: include_str!("../../migrations/postgres/0013_engine_indexes.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
-pub const LATEST_VERSION: i64 = 12;
+pub const LATEST_VERSION: i64 = 13;
 
 const CREATE_TRACKING: &str = "CREATE TABLE IF NOT EXISTS recalliq_schema_migrations (
     version BIGINT PRIMARY KEY,
