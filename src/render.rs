@@ -361,7 +361,14 @@ impl Renderer {
         tenant: &TenantInfo,
         unsubscribe_url: &str,
     ) -> Result<Rendered, RenderError> {
-        let ctx = context(recipient, batch_vars, tenant, unsubscribe_url);
+        // Converted once for the three parts (minijinja passes its own values through
+        // without converting them again).
+        let ctx = minijinja::Value::from_serialize(context(
+            recipient,
+            batch_vars,
+            tenant,
+            unsubscribe_url,
+        ));
         let render = |name: &str, part: Part, src: &str| -> Result<String, RenderError> {
             let tmpl = self
                 .env
