@@ -1,10 +1,8 @@
 //! DKIM (RFC 6376, RFC 8463): per-domain signing keys, the DNS records to publish, and
 //! signing of outgoing messages (relaxed/relaxed).
 //!
-//! Signing works on the exact bytes lettre will transmit (`Message::formatted`) and adds the
-//! `DKIM-Signature` header pre-encoded, so what is hashed is what is sent. (lettre's own
-//! `dkim` feature only sees the top-level headers, not the `Content-Type` and
-//! `Content-Transfer-Encoding` that a MIME body writes itself, so it cannot sign them.)
+//! Signing works on the exact bytes that go out (`Message::bytes`) and puts the
+//! `DKIM-Signature` header, pre-encoded, first, so what is hashed is what is sent.
 //!
 //! Private keys are held as `Secret` (never printed) and stored encrypted with the same
 //! key file as SMTP passwords (`crate::secrets`), bound to tenant, domain and selector so a
@@ -14,10 +12,9 @@
 use std::fmt;
 use std::path::Path;
 
+use crate::mail::Message;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use lettre::Message;
-use lettre::message::header::{HeaderName, HeaderValue};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -344,19 +341,12 @@ impl Signer {
     /// the signature.
     pub fn sign(&self, message: &mut Message) {
         let timestamp = chrono::Utc::now().timestamp();
-        let value = self.signature_value(&message.formatted(), timestamp);
-        let raw = value.replace("\r\n ", " ");
-        message
-            .headers_mut()
-            .insert_raw(HeaderValue::dangerous_new_pre_encoded(
-                HeaderName::new_from_ascii_str("DKIM-Signature"),
-                raw,
-                value,
-            ));
+        let value = self.signature_value(message.bytes(), timestamp);
+        message.prepend_header("DKIM-Signature", &value);
     }
 
     /// The folded value of the DKIM-Signature header for the message `raw` (CRLF line
-    /// ends, as lettre formats it).
+    /// ends, as `build_message` writes it).
     pub fn signature_value(&self, raw: &[u8], timestamp: i64) -> String {
         let (head, body) = split_message(raw);
         let bh = B64.encode(Sha256::digest(canonical_body(body)));

@@ -288,7 +288,7 @@ impl MessageContext {
         to_email: &str,
         to_name: Option<&str>,
         batch_vars: Option<&Value>,
-    ) -> CliResult<lettre::Message> {
+    ) -> CliResult<mail::Message> {
         let unsubscribe = Unsubscribe {
             mailto: self.from_email.clone(),
             https_url: None,

@@ -420,14 +420,13 @@ pub async fn preflight(
                         format!("a message is about {} KiB", size.div_ceil(1024)),
                     ));
                 }
-                let headers = message.headers();
-                if headers.get_raw("List-Unsubscribe").is_none() {
+                if !message.has_header("List-Unsubscribe") {
                     checks.push(Check::new(
                         "list_unsubscribe",
                         Severity::Warning,
                         "messages carry no List-Unsubscribe header",
                     ));
-                } else if headers.get_raw("List-Unsubscribe-Post").is_none() {
+                } else if !message.has_header("List-Unsubscribe-Post") {
                     checks.push(Check::new(
                         "list_unsubscribe",
                         Severity::Warning,

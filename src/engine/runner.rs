@@ -490,7 +490,7 @@ fn unsubscribe_for(prep: &Prepared, job: &Job) -> Unsubscribe {
     }
 }
 
-fn build(prep: &Prepared, job: &Job) -> Result<lettre::Message, String> {
+fn build(prep: &Prepared, job: &Job) -> Result<crate::mail::Message, String> {
     let unsubscribe = unsubscribe_for(prep, job);
     let recipient = Recipient {
         email: job.email.clone(),
@@ -521,8 +521,8 @@ fn build(prep: &Prepared, job: &Job) -> Result<lettre::Message, String> {
     Ok(message)
 }
 
-fn message_id(m: &lettre::Message) -> Option<String> {
-    m.headers().get_raw("Message-ID").map(str::to_string)
+fn message_id(m: &crate::mail::Message) -> Option<String> {
+    Some(m.message_id().to_string())
 }
 
 /// A temporary failure: retried after the configured backoff, failed when retries are
@@ -605,6 +605,62 @@ fn classify(cfg: &EngineConfig, job: &Job, e: &SendError, mid: Option<String>) -
     }
 }
 
+/// A message whose envelope the server accepted, its body held in the connection.
+struct InFlight {
+    job: Job,
+    mid: Option<String>,
+}
+
+/// The outcome of an SMTP reply to a whole message.
+fn outcome_of(
+    cfg: &EngineConfig,
+    job: &Job,
+    mid: Option<String>,
+    reply: Result<lettre::transport::smtp::response::Response, SendError>,
+) -> Outcome {
+    match reply {
+        Ok(resp) => Outcome::Sent {
+            smtp_response: describe_response(&resp),
+            message_id: mid,
+        },
+        Err(e) => classify(cfg, job, &e, mid),
+    }
+}
+
+fn report(results: &mpsc::UnboundedSender<RowResult>, job: Job, outcome: Outcome) {
+    let _ = results.send(RowResult {
+        id: job.id,
+        token: job.token,
+        outcome,
+    });
+}
+
+/// Sends the held body of `started` alone and reports it; a lost connection is dropped.
+async fn finish_started(
+    conn: &mut Option<crate::mail::SmtpConnection>,
+    started: &mut Option<InFlight>,
+    cfg: &EngineConfig,
+    results: &mpsc::UnboundedSender<RowResult>,
+) {
+    let Some(s) = started.take() else { return };
+    let reply = match conn.as_mut() {
+        Some(c) => c.finish().await,
+        None => None,
+    };
+    let reply = reply.unwrap_or_else(|| {
+        Err(SendError {
+            code: None,
+            permanent: false,
+            message: "connection lost".into(),
+        })
+    });
+    if conn.as_ref().is_some_and(|c| c.is_broken()) {
+        *conn = None;
+    }
+    let outcome = outcome_of(cfg, &s.job, s.mid, reply);
+    report(results, s.job, outcome);
+}
+
 // One argument per shared piece of the runner; bundling them would only rename them.
 #[allow(clippy::too_many_arguments)]
 async fn sender_loop(
@@ -619,105 +675,125 @@ async fn sender_loop(
 ) {
     let mut conn: Option<crate::mail::SmtpConnection> = None;
     let mut connect_failures: u32 = 0;
+    // The message whose body waits in the connection: it goes out with the next envelope,
+    // or alone as soon as no next job is ready (a message never waits for the queue).
+    let mut started: Option<InFlight> = None;
     loop {
-        let job = { jobs.lock().await.recv().await };
-        let Some(job) = job else { break };
-        let outcome = if halt.load(Ordering::SeqCst) {
-            Outcome::Released
+        let job = if started.is_some() {
+            // A sender holding the queue waits for work: none is ready.
+            let next = jobs.try_lock().ok().and_then(|mut j| j.try_recv().ok());
+            if next.is_none() {
+                finish_started(&mut conn, &mut started, &cfg, &results).await;
+                continue;
+            }
+            next
         } else {
-            match build(&prep, &job) {
-                Err(e) => Outcome::Failed {
+            jobs.lock().await.recv().await
+        };
+        let Some(job) = job else { break };
+        if halt.load(Ordering::SeqCst) {
+            finish_started(&mut conn, &mut started, &cfg, &results).await;
+            report(&results, job, Outcome::Released);
+            continue;
+        }
+        let msg = match build(&prep, &job) {
+            Ok(msg) => msg,
+            Err(e) => {
+                let outcome = Outcome::Failed {
                     error: format!("cannot build the message: {e}"),
                     smtp_response: None,
                     message_id: None,
-                },
-                Ok(msg) => {
-                    let mid = message_id(&msg);
-                    match transport.as_ref() {
-                        Transport::Outbox(dir) => match crate::mail::write_outbox(dir, &msg) {
-                            Ok(path) => Outcome::Sent {
-                                smtp_response: format!("written to {}", path.display()),
-                                message_id: mid,
-                            },
-                            Err(e) => retry_or_fail(&cfg, &job, e.to_string(), None),
-                        },
-                        Transport::Smtp { server, password } => {
-                            if conn.is_none() {
-                                if connect_failures > 0 {
-                                    let backoff = 50u64 << connect_failures.min(6);
-                                    tokio::time::sleep(Duration::from_millis(backoff)).await;
-                                }
-                                match crate::mail::connect(
-                                    server,
-                                    password.as_ref(),
-                                    cfg.smtp_timeout,
-                                )
-                                .await
-                                {
-                                    Ok((c, _)) => {
-                                        connect_failures = 0;
-                                        conn = Some(c);
-                                    }
-                                    Err(e) if connect_error_is_fatal(&e) => {
-                                        // Not the recipient's fault and no retry will help:
-                                        // pause the batch, give the job back untried.
-                                        let reason = format!(
-                                            "paused: cannot send through {}:{}: {e}",
-                                            server.host, server.port
-                                        );
-                                        if let Ok(mut f) = fatal.lock() {
-                                            f.get_or_insert(reason);
-                                        }
-                                        halt.store(true, Ordering::SeqCst);
-                                        let _ = results.send(RowResult {
-                                            id: job.id,
-                                            token: job.token.clone(),
-                                            outcome: Outcome::Released,
-                                        });
-                                        continue;
-                                    }
-                                    Err(e) => {
-                                        connect_failures += 1;
-                                        let outcome =
-                                            retry_or_fail(&cfg, &job, e.to_string(), None);
-                                        let _ = results.send(RowResult {
-                                            id: job.id,
-                                            token: job.token.clone(),
-                                            outcome,
-                                        });
-                                        continue;
-                                    }
-                                }
-                            }
-                            limiter.wait().await;
-                            match conn.as_mut() {
-                                None => Outcome::Released,
-                                Some(c) => match c.send(&msg).await {
-                                    Ok(resp) => Outcome::Sent {
-                                        smtp_response: describe_response(&resp),
-                                        message_id: mid,
-                                    },
-                                    Err(e) => {
-                                        // After a refusal the session said RSET and goes
-                                        // on; a lost or confused one is replaced.
-                                        if c.is_broken() || e.code.is_none() {
-                                            conn = None;
-                                        }
-                                        classify(&cfg, &job, &e, mid)
-                                    }
-                                },
-                            }
-                        }
-                    }
-                }
+                };
+                report(&results, job, outcome);
+                continue;
             }
         };
-        let _ = results.send(RowResult {
-            id: job.id,
-            token: job.token,
-            outcome,
-        });
+        let mid = message_id(&msg);
+        let (server, password) = match transport.as_ref() {
+            Transport::Outbox(dir) => {
+                let outcome = match crate::mail::write_outbox(dir, &msg) {
+                    Ok(path) => Outcome::Sent {
+                        smtp_response: format!("written to {}", path.display()),
+                        message_id: mid,
+                    },
+                    Err(e) => retry_or_fail(&cfg, &job, e.to_string(), None),
+                };
+                report(&results, job, outcome);
+                continue;
+            }
+            Transport::Smtp { server, password } => (server, password),
+        };
+        if conn.is_none() {
+            if connect_failures > 0 {
+                let backoff = 50u64 << connect_failures.min(6);
+                tokio::time::sleep(Duration::from_millis(backoff)).await;
+            }
+            match crate::mail::connect(server, password.as_ref(), cfg.smtp_timeout).await {
+                Ok((c, _)) => {
+                    connect_failures = 0;
+                    conn = Some(c);
+                }
+                Err(e) if connect_error_is_fatal(&e) => {
+                    // Not the recipient's fault and no retry will help: pause the batch,
+                    // give the job back untried.
+                    let reason = format!(
+                        "paused: cannot send through {}:{}: {e}",
+                        server.host, server.port
+                    );
+                    if let Ok(mut f) = fatal.lock() {
+                        f.get_or_insert(reason);
+                    }
+                    halt.store(true, Ordering::SeqCst);
+                    report(&results, job, Outcome::Released);
+                    continue;
+                }
+                Err(e) => {
+                    connect_failures += 1;
+                    let outcome = retry_or_fail(&cfg, &job, e.to_string(), None);
+                    report(&results, job, outcome);
+                    continue;
+                }
+            }
+        }
+        limiter.wait().await;
+        let Some(c) = conn.as_mut() else {
+            report(&results, job, Outcome::Released);
+            continue;
+        };
+        let begun = c.start(&msg).await;
+        if let Some(prev) = started.take() {
+            let reply = begun.previous.unwrap_or_else(|| {
+                Err(SendError {
+                    code: None,
+                    permanent: false,
+                    message: "connection lost".into(),
+                })
+            });
+            let outcome = outcome_of(&cfg, &prev.job, prev.mid, reply);
+            report(&results, prev.job, outcome);
+        }
+        let outcome = match begun.this {
+            Ok(()) => {
+                started = Some(InFlight { job, mid });
+                continue;
+            }
+            // The connection went before this envelope was answered: not attempted.
+            Err(None) => Outcome::Released,
+            Err(Some(e)) => {
+                // After a refusal the session said RSET and goes on; a lost or confused
+                // one is replaced.
+                if c.is_broken() || e.code.is_none() {
+                    conn = None;
+                }
+                classify(&cfg, &job, &e, mid)
+            }
+        };
+        if conn.as_ref().is_some_and(|c| c.is_broken()) {
+            conn = None;
+        }
+        report(&results, job, outcome);
     }
+    finish_started(&mut conn, &mut started, &cfg, &results).await;
     if let Some(c) = conn {
         let _ = c.quit().await;
     }

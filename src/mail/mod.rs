@@ -7,7 +7,7 @@ pub mod message;
 pub mod outbox;
 pub mod smtp;
 
-pub use message::{MessageParts, Unsubscribe, build_message};
+pub use message::{Message, MessageParts, Unsubscribe, build_message};
 pub use outbox::write_outbox;
 pub use smtp::{ConnectReport, SmtpConnection, connect, test_connection};
 

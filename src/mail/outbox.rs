@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lettre::Message;
+use super::Message;
 
 use super::MailError;
 
@@ -22,7 +22,7 @@ pub fn write_outbox(dir: &Path, message: &Message) -> Result<PathBuf, MailError>
     );
     let tmp = dir.join(format!(".{stem}.tmp"));
     let path = dir.join(format!("{stem}.eml"));
-    std::fs::write(&tmp, message.formatted()).map_err(io)?;
+    std::fs::write(&tmp, message.bytes()).map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;
     Ok(path)
 }

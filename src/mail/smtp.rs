@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use lettre::Message;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Quit, Rcpt, Rset, Starttls};
@@ -34,7 +33,7 @@ use tokio::io::{
 };
 use tokio::net::TcpStream;
 
-use super::MailError;
+use super::{MailError, Message};
 use crate::db::{Security, SmtpServer};
 use crate::secrets::Secret;
 
@@ -340,6 +339,19 @@ struct Session {
     /// a timeout, a reply that makes no sense, a 421. Not after an ordinary refusal: that
     /// is followed by RSET.
     broken: bool,
+    /// `out` holds the body and "." of a message the server waits for (`begin`).
+    body_pending: bool,
+    /// The reply to the body written with the last envelope, once read (`begin`).
+    previous: Option<Result<Response, Failure>>,
+}
+
+/// Why `Session::begin` did not leave a body waiting.
+#[derive(Debug)]
+enum Begin {
+    /// The envelope was refused or failed.
+    Failed(Failure),
+    /// The connection failed before any reply to this envelope: nothing was attempted.
+    NotAnswered,
 }
 
 impl Session {
@@ -353,6 +365,8 @@ impl Session {
             pipelining: false,
             encrypted,
             broken: false,
+            body_pending: false,
+            previous: None,
         }
     }
 
@@ -561,10 +575,9 @@ impl Session {
         Err(Failure::Response("Unexpected number of challenges".into()))
     }
 
-    /// Sends one message: the envelope (pipelined when the server allows it), then the
-    /// body. A refusal leaves the session ready for the next message (RSET).
-    async fn send(&mut self, envelope: &Envelope, body: &[u8]) -> Result<Response, Failure> {
-        self.out.clear();
+    /// MAIL FROM with the parameters `envelope` and `body` need (SMTPUTF8, 8BITMIME), or
+    /// why the server cannot take this message.
+    fn mail_command(&self, envelope: &Envelope, body: &[u8]) -> Result<Mail, Failure> {
         let mut params = Vec::new();
         // Internationalization as lettre: SMTPUTF8 (RFC 6531), 8BITMIME (RFC 6152).
         let non_ascii = envelope
@@ -588,16 +601,82 @@ impl Session {
             }
             params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        self.push(Mail::new(envelope.from().cloned(), params));
-        let refused = if self.pipelining {
-            self.envelope_pipelined(envelope).await?
-        } else {
-            self.envelope_in_turn(envelope).await?
-        };
-        if let Some(r) = refused {
-            return Err(Failure::Reply(r));
+        Ok(Mail::new(envelope.from().cloned(), params))
+    }
+
+    /// Starts one message: its envelope goes out (pipelined when the server allows it) and
+    /// is answered; when the server waits for the data, the dot-stuffed body is held in
+    /// `out` for the next write (`body_pending`). A refusal leaves the session ready for
+    /// the next message (RSET).
+    ///
+    /// With a body of the message started before still held, that body and its "." go
+    /// first: in the same write as this envelope when pipelining (RFC 2920 allows the
+    /// message content as the first "command" of a group), so a steady stream of messages
+    /// costs one write and one read per message. Its reply, read before this envelope's,
+    /// lands in `previous`.
+    async fn begin(&mut self, envelope: &Envelope, body: &[u8]) -> Result<(), Begin> {
+        let had_body = self.body_pending;
+        if had_body && !self.pipelining {
+            let r = self.finish().await;
+            let lost = r.is_err() && self.broken;
+            self.previous = Some(r);
+            if lost {
+                return Err(Begin::NotAnswered);
+            }
         }
-        push_body(&mut self.out, body);
+        let mail = match self.mail_command(envelope, body) {
+            Ok(m) => m,
+            Err(e) => {
+                if self.body_pending {
+                    self.previous = Some(self.finish().await);
+                }
+                return Err(Begin::Failed(e));
+            }
+        };
+        self.push(mail);
+        let refused = if self.pipelining {
+            for to in envelope.to() {
+                self.push(Rcpt::new(to.clone(), vec![]));
+            }
+            self.push(Data);
+            self.body_pending = false;
+            self.write_out().await.map_err(|e| {
+                if had_body {
+                    self.previous = Some(Err(e));
+                    Begin::NotAnswered
+                } else {
+                    Begin::Failed(e)
+                }
+            })?;
+            if had_body {
+                let r = match self.reply().await {
+                    Ok(r) => self.check(r, Severity::PositiveCompletion),
+                    Err(e) => Err(e),
+                };
+                self.previous = Some(r);
+                if self.broken {
+                    // Lost, or the server closes (421): this envelope was never answered.
+                    return Err(Begin::NotAnswered);
+                }
+            }
+            self.envelope_replies(envelope).await
+        } else {
+            self.envelope_in_turn(envelope).await
+        };
+        match refused {
+            Err(e) => Err(Begin::Failed(e)),
+            Ok(Some(r)) => Err(Begin::Failed(Failure::Reply(r))),
+            Ok(None) => {
+                push_body(&mut self.out, body);
+                self.body_pending = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes the held body and "." and reads the reply.
+    async fn finish(&mut self) -> Result<Response, Failure> {
+        self.body_pending = false;
         self.write_out().await?;
         let r = self.reply().await?;
         // After the end of data the transaction is over either way: no RSET.
@@ -629,17 +708,9 @@ impl Session {
         Ok(None)
     }
 
-    /// MAIL (already pushed), every RCPT and DATA in one write (RFC 2920: DATA ends the
-    /// group), then their replies in order, all of them, so the session stays in step.
-    async fn envelope_pipelined(
-        &mut self,
-        envelope: &Envelope,
-    ) -> Result<Option<Response>, Failure> {
-        for to in envelope.to() {
-            self.push(Rcpt::new(to.clone(), vec![]));
-        }
-        self.push(Data);
-        self.write_out().await?;
+    /// The replies to MAIL, every RCPT and DATA, written in one group (RFC 2920: DATA ends
+    /// the group), read in order, all of them, so the session stays in step.
+    async fn envelope_replies(&mut self, envelope: &Envelope) -> Result<Option<Response>, Failure> {
         // The first refusal is the one reported; a server that hangs up after it (421)
         // still gets it reported rather than the lost connection.
         let mut refused: Option<Response> = None;
@@ -713,6 +784,18 @@ impl Session {
     }
 }
 
+/// What `SmtpConnection::start` did.
+#[derive(Debug)]
+pub struct Started {
+    /// The reply to the message started before, whose body went out first; `None` when no
+    /// body was held.
+    pub previous: Option<Result<Response, SendError>>,
+    /// `Ok(())`: the server waits for this message's body, held for `finish` or the next
+    /// `start`. `Err(Some(e))`: refused or failed. `Err(None)`: the connection failed
+    /// before this envelope was answered, so nothing of it was attempted.
+    pub this: Result<(), Option<SendError>>,
+}
+
 /// An open, greeted (and when configured, encrypted and authenticated) SMTP session.
 pub struct SmtpConnection {
     session: Session,
@@ -729,26 +812,100 @@ impl fmt::Debug for SmtpConnection {
 }
 
 impl SmtpConnection {
+    fn timed_out(&self) -> SendError {
+        SendError {
+            code: None,
+            permanent: false,
+            message: format!("timed out after {}s", self.timeout.as_secs()),
+        }
+    }
+
     /// Sends one message (its envelope: From and To) and returns the server's reply. The
-    /// whole exchange has `timeout`. After a refusal the connection stays usable unless
-    /// `is_broken`.
+    /// envelope and the body each have `timeout`. After a refusal the connection stays
+    /// usable unless `is_broken`. Not for a connection with a message `start`ed and not
+    /// `finish`ed.
     pub async fn send(&mut self, message: &Message) -> Result<Response, SendError> {
-        let bytes = message.formatted();
-        let sent =
-            tokio::time::timeout(self.timeout, self.session.send(message.envelope(), &bytes)).await;
-        match sent {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(e.into_send_error()),
+        let started = self.start(message).await;
+        debug_assert!(started.previous.is_none(), "send() after start()");
+        match started.this {
+            Ok(()) => self.finish().await.unwrap_or_else(|| {
+                Err(Failure::Client("no message to finish".into()).into_send_error())
+            }),
+            Err(Some(e)) => Err(e),
+            Err(None) => Err(Failure::Response("connection lost".into()).into_send_error()),
+        }
+    }
+
+    /// Starts `message`: its envelope goes out and is answered. When the server waits for
+    /// the data, the body is held and goes out with the next `start` (in the same write
+    /// when the server pipelines) or with `finish`: a stream of messages costs one write
+    /// and one read each. The reply to the message started before comes back here.
+    pub async fn start(&mut self, message: &Message) -> Started {
+        let bytes = message.bytes();
+        let had_body = self.session.body_pending;
+        self.session.previous = None;
+        let begun =
+            tokio::time::timeout(self.timeout, self.session.begin(message.envelope(), bytes)).await;
+        let previous = self
+            .session
+            .previous
+            .take()
+            .map(|r| r.map_err(Failure::into_send_error));
+        match begun {
+            Ok(Ok(())) => Started {
+                previous,
+                this: Ok(()),
+            },
+            Ok(Err(Begin::Failed(e))) => Started {
+                previous,
+                this: Err(Some(e.into_send_error())),
+            },
+            Ok(Err(Begin::NotAnswered)) => Started {
+                previous,
+                this: Err(None),
+            },
             Err(_) => {
-                // Where the exchange stopped is unknown.
+                // Where the exchange stopped is unknown; what was answered is kept.
                 self.session.broken = true;
-                Err(SendError {
-                    code: None,
-                    permanent: false,
-                    message: format!("timed out after {}s", self.timeout.as_secs()),
-                })
+                self.session.body_pending = false;
+                match previous {
+                    Some(p) => Started {
+                        previous: Some(p),
+                        this: Err(Some(self.timed_out())),
+                    },
+                    None if had_body => Started {
+                        previous: Some(Err(self.timed_out())),
+                        this: Err(None),
+                    },
+                    None => Started {
+                        previous: None,
+                        this: Err(Some(self.timed_out())),
+                    },
+                }
             }
         }
+    }
+
+    /// Sends the body held by `start`, alone, and returns its reply; `None` when no body
+    /// waits.
+    pub async fn finish(&mut self) -> Option<Result<Response, SendError>> {
+        if !self.session.body_pending {
+            return None;
+        }
+        Some(
+            match tokio::time::timeout(self.timeout, self.session.finish()).await {
+                Ok(r) => r.map_err(Failure::into_send_error),
+                Err(_) => {
+                    self.session.broken = true;
+                    Err(self.timed_out())
+                }
+            },
+        )
+    }
+
+    /// A body held by `start` waits for `finish` or the next `start`.
+    pub fn has_started(&self) -> bool {
+        self.session.body_pending
     }
 
     /// Whether the connection can no longer be used: lost, timed out, out of step with the
@@ -766,8 +923,16 @@ impl SmtpConnection {
         self.session.pipelining
     }
 
-    /// Says QUIT and returns the reply.
+    /// Says QUIT and returns the reply. With a body still held (`start` without `finish`)
+    /// the connection is closed without QUIT: the server then drops that transaction.
     pub async fn quit(mut self) -> Result<Response, SendError> {
+        if self.session.body_pending {
+            self.session.broken = true;
+            let _ = self.session.io.get_mut().shutdown().await;
+            return Err(
+                Failure::Client("closed with a message unfinished".into()).into_send_error()
+            );
+        }
         let quit = self.session.command(Quit, Severity::PositiveCompletion);
         match tokio::time::timeout(self.timeout, quit).await {
             Ok(Ok(r)) => Ok(r),

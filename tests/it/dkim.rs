@@ -116,7 +116,7 @@ fn record(key: &PrivateKey, domain: &str, selector: &str) -> (String, String) {
     )
 }
 
-fn long_unicode_message() -> lettre::Message {
+fn long_unicode_message() -> recalliq::mail::Message {
     let unsub = Unsubscribe {
         mailto: "unsubscribe@acme.test".into(),
         https_url: Some(format!(

@@ -925,10 +925,82 @@ store_test!(pipelined_refusals_keep_the_session, |store| async move {
     }
     assert_eq!(sink.messages().len(), 4);
     assert_eq!(sink.connections(), 1, "refusals cost no reconnection");
+    // Each envelope is one write; the body of the message before ("." in the groups) goes
+    // in the same write when it was waiting for this envelope.
     let groups = sink.command_groups();
-    let envelopes = groups
+    let envelope = |g: &[String]| {
+        g.len() == 3
+            && g[0].starts_with("MAIL FROM:")
+            && g[1].starts_with("RCPT TO:")
+            && g[2] == "DATA"
+    };
+    let alone = groups.iter().filter(|g| envelope(g)).count();
+    let after_body = groups
         .iter()
-        .filter(|g| g.len() == 3 && g[0].starts_with("MAIL FROM:") && g[2] == "DATA")
+        .filter(|g| g.len() == 4 && g[0] == "." && envelope(&g[1..]))
         .count();
-    assert_eq!(envelopes, 6, "{groups:?}");
+    assert_eq!(alone + after_body, 6, "{groups:?}");
+    // The refused messages had no body to send, so the envelopes after them go alone.
+    assert!(
+        after_body >= 1,
+        "no body shared a write with the next envelope: {groups:?}"
+    );
+    assert!(alone >= 3, "{groups:?}");
 });
+
+// Issue #6: across messages the body and "." of one message share a write with the next
+// envelope (RFC 2920), so a steady batch costs one write per message; the last body goes
+// alone. Every message arrives once, whole.
+store_test!(
+    bodies_share_a_write_with_the_next_envelope,
+    |store| async move {
+        let sink = SmtpSink::start(SinkConfig {
+            pipelining: true,
+            ..SinkConfig::default()
+        });
+        let f = fixture(&store, "acme.test", sink.port(), 40, 1).await;
+        store.start_batch(f.scope, f.batch_id).await.unwrap();
+        // One claim for all: the queue never runs dry between messages.
+        let config = EngineConfig {
+            chunk: 50,
+            ..fast_config()
+        };
+        run_once(&store, config).await;
+        let rows = logs(&store, &f).await;
+        assert_eq!(rows.len(), 40);
+        assert!(
+            rows.iter().all(|r| r.status == "sent" && r.attempts == 1),
+            "{rows:?}"
+        );
+        let msgs = sink.messages();
+        let mut to: Vec<String> = msgs.iter().map(|m| m.rcpt_to.join(",")).collect();
+        to.sort();
+        to.dedup();
+        assert_eq!((msgs.len(), to.len()), (40, 40), "each recipient once");
+        for m in &msgs {
+            assert!(m.data.contains("Subject: "), "{}", m.data);
+            assert!(
+                !m.data.contains("MAIL FROM"),
+                "a command leaked into a body: {}",
+                m.data
+            );
+        }
+        let groups = sink.command_groups();
+        let shared = groups
+            .iter()
+            .filter(|g| {
+                g.len() == 4 && g[0] == "." && g[1].starts_with("MAIL FROM:") && g[3] == "DATA"
+            })
+            .count();
+        let bodies: usize = groups
+            .iter()
+            .map(|g| g.iter().filter(|c| *c == ".").count())
+            .sum();
+        assert_eq!(bodies, 40, "{groups:?}");
+        assert!(
+            shared >= 30,
+            "only {shared} of 40 bodies shared a write: {groups:?}"
+        );
+        assert_eq!(sink.connections(), 1);
+    }
+);

@@ -1007,7 +1007,7 @@ async fn one_connection_sends_without_delayed_ack_stalls() {
     assert_eq!(ids.len(), 100, "Message-IDs are unique");
 }
 
-fn plain_message(to: &str) -> lettre::Message {
+fn plain_message(to: &str) -> recalliq::mail::Message {
     let unsub = recalliq::mail::Unsubscribe {
         mailto: "u@acme.test".into(),
         https_url: None,

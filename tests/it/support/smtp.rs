@@ -446,12 +446,26 @@ async fn conversation(
             }
             reply!("354 End data with <CR><LF>.<CR><LF>\r\n");
             let mut data = String::new();
+            // The body starts a write of its own (a new group) unless it came with DATA.
+            let body_fresh = io.buffer().is_empty();
             loop {
                 line.clear();
                 if io.read_line(&mut line).await? == 0 {
                     return Ok(Next::Quit);
                 }
                 if line == ".\r\n" || line == ".\n" {
+                    // The end of data is recorded in the groups (not in `commands`) as
+                    // ".": commands that come in the same write follow it there.
+                    let mut st = state.lock().unwrap();
+                    let i = match group {
+                        Some(i) if !body_fresh => i,
+                        _ => {
+                            st.groups.push(Vec::new());
+                            st.groups.len() - 1
+                        }
+                    };
+                    group = Some(i);
+                    st.groups[i].push(".".into());
                     break;
                 }
                 let l = line.strip_prefix('.').unwrap_or(&line);
