@@ -305,9 +305,19 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
     ));
 
     let mut seq: u64 = 0;
+    // Claims go on from the last id claimed (see `Store::claim_limited`), from the start
+    // again when a claim comes back short and every CURSOR_RESTART, so that retries whose
+    // time has come are not left behind the cursor for long.
+    let mut cursor: i32 = 0;
+    let mut cursor_since = Instant::now();
     let result = loop {
         if *ctx.stop.borrow() || halt.load(Ordering::SeqCst) {
             break Ok(());
+        }
+        // Waiting for room in flight costs no query (this loop turns every 5 ms).
+        if in_flight.load(Ordering::SeqCst) >= chunk * 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
         }
         let batch = match ctx.store.get_batch(ctx.scope, ctx.batch_id).await {
             Ok(b) => b,
@@ -328,15 +338,23 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
             }
             break Ok(());
         }
-        if in_flight.load(Ordering::SeqCst) >= chunk * 2 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            continue;
+        if cursor_since.elapsed() >= CURSOR_RESTART {
+            cursor = 0;
+            cursor_since = Instant::now();
         }
         seq += 1;
         let token = format!("{}#{seq}", cfg.worker_id);
         let claim = ctx
             .store
-            .claim_limited(ctx.scope, ctx.batch_id, &token, chunk, cfg.lease, per_hour)
+            .claim_limited(
+                ctx.scope,
+                ctx.batch_id,
+                &token,
+                chunk,
+                cfg.lease,
+                per_hour,
+                cursor,
+            )
             .await;
         match claim {
             Err(e) => break Err(e),
@@ -361,6 +379,11 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
                     Err(e) => break Err(e),
                 }
             }
+            Ok(Claim::Rows { rows, .. }) if rows.is_empty() && cursor > 0 => {
+                // Nothing after the cursor: look again from the start before waiting.
+                cursor = 0;
+                cursor_since = Instant::now();
+            }
             Ok(Claim::Rows { rows, .. }) if rows.is_empty() => {
                 if in_flight.load(Ordering::SeqCst) > 0 {
                     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -384,6 +407,11 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
                 }
             }
             Ok(Claim::Rows { token, rows }) => {
+                cursor = if i64::try_from(rows.len()).unwrap_or(0) < chunk {
+                    0
+                } else {
+                    rows.iter().map(|r| r.id).max().unwrap_or(0)
+                };
                 in_flight.fetch_add(i64::try_from(rows.len()).unwrap_or(0), Ordering::SeqCst);
                 if let Ok(mut c) = claims.lock() {
                     c.insert(token.clone(), rows.len());
@@ -418,6 +446,10 @@ async fn run_inner(ctx: &Ctx) -> Result<(), DbError> {
     }
     result
 }
+
+/// How long claims may go on from the last id claimed before starting from the beginning
+/// of the batch again (where retries that have come due wait).
+const CURSOR_RESTART: Duration = Duration::from_secs(10);
 
 /// A simple per-second limit shared by the connections of one batch: messages start at
 /// least `1/rate` seconds apart.

@@ -6,9 +6,11 @@
 //! Why not lettre's `AsyncSmtpConnection`: it writes and flushes MAIL, RCPT, DATA, the body
 //! and the final "." separately and waits for each reply. Here, when the server offers
 //! PIPELINING (RFC 2920), MAIL FROM + RCPT TO + DATA go out in one write and their replies
-//! are read together, then the dot-stuffed body and "." in a second write: two writes per
-//! message instead of five. After a refused command the session sends RSET and stays
-//! usable. Certificates are verified unless the settings say `tls_insecure`.
+//! are read together; the dot-stuffed body and "." then wait for the next message and go
+//! out in the same write as its envelope (`start`), or alone (`finish`) when no message
+//! follows: one write and one read per message in a steady batch, instead of five and
+//! five. After a refused command the session sends RSET and stays usable. Certificates
+//! are verified unless the settings say `tls_insecure`.
 
 use std::fmt;
 use std::io::{self, Write as _};

@@ -1004,3 +1004,46 @@ store_test!(
         assert_eq!(sink.connections(), 1);
     }
 );
+
+// Issue #6: claims go on from the last id claimed; rows deferred early in a batch wait
+// behind that cursor and must still be retried (the claimer starts from the beginning again
+// when a claim comes back short). 60 recipients in claims of 5, every one deferred once.
+store_test!(
+    deferred_rows_behind_the_claim_cursor_are_retried,
+    |store| async move {
+        let sink = SmtpSink::start(SinkConfig {
+            defer_first: 1,
+            ..SinkConfig::default()
+        });
+        let f = fixture(&store, "acme.test", sink.port(), 60, 2).await;
+        store.start_batch(f.scope, f.batch_id).await.unwrap();
+        let config = EngineConfig {
+            chunk: 5,
+            // Sixty deferrals in a row are the point here, not a reason to pause.
+            max_consecutive_failures: 0,
+            ..fast_config()
+        };
+        let started = std::time::Instant::now();
+        run_once(&store, config).await;
+        // Not a speed target: the claimer restarts from the beginning every 10 s anyway; the
+        // retries must be found when the cursor runs out, not at that restart.
+        assert!(
+            started.elapsed() < Duration::from_secs(9),
+            "retries waited for the periodic restart: {:?}",
+            started.elapsed()
+        );
+        let rows = logs(&store, &f).await;
+        assert_eq!(rows.len(), 60);
+        for r in &rows {
+            assert_eq!((r.status.as_str(), r.attempts), ("sent", 2), "{r:?}");
+        }
+        let counts = rcpt_counts(&sink);
+        assert_eq!(counts.len(), 60);
+        assert!(
+            counts.values().all(|n| *n == 1),
+            "each delivered once: {counts:?}"
+        );
+        let b = store.get_batch(f.scope, f.batch_id).await.unwrap();
+        assert_eq!((b.status.as_str(), b.sent_count), ("completed", 60));
+    }
+);
