@@ -9,3 +9,14 @@ DROP INDEX IF EXISTS idx_recalliq_emaillog_claim;
 DROP INDEX IF EXISTS idx_recalliq_emaillog_lease;
 CREATE INDEX IF NOT EXISTS idx_recalliq_emaillog_lease_open
     ON logs_emaillog(lease_expires_at) WHERE status = 'sending';
+-- Postgres writes a new entry into every index for each new row version, whether the
+-- index's columns changed or not: two versions per message. Retention looks for old rows
+-- by created_at, which follows the table's physical order: a BRIN index answers that
+-- and costs next to nothing per row version. Bounces look up message_id, which only sent
+-- rows have: the partial index gets no entry from the claim's version.
+DROP INDEX IF EXISTS idx_recalliq_emaillog_created;
+CREATE INDEX IF NOT EXISTS idx_recalliq_emaillog_created_brin
+    ON logs_emaillog USING brin (created_at);
+DROP INDEX IF EXISTS idx_recalliq_emaillog_message_id;
+CREATE INDEX IF NOT EXISTS idx_recalliq_emaillog_message_id_set
+    ON logs_emaillog(message_id) WHERE message_id IS NOT NULL;

@@ -14,3 +14,7 @@ DROP INDEX IF EXISTS idx_recalliq_emaillog_claim;
 DROP INDEX IF EXISTS idx_recalliq_emaillog_lease;
 CREATE INDEX IF NOT EXISTS idx_recalliq_emaillog_lease_open
     ON logs_emaillog(lease_expires_at) WHERE status = 'sending';
+-- Bounces look up message_id, which only rows sent (or refused after the data) have.
+DROP INDEX IF EXISTS idx_recalliq_emaillog_message_id;
+CREATE INDEX IF NOT EXISTS idx_recalliq_emaillog_message_id_set
+    ON logs_emaillog(message_id) WHERE message_id IS NOT NULL;
