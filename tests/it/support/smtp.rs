@@ -111,6 +111,22 @@ struct State {
     groups: Vec<Vec<String>>,
 }
 
+impl State {
+    /// Adds `what` to this connection's current group (`group`), or to a new one when it
+    /// came in a write of its own (`fresh`). Connections interleave, hence the index.
+    fn record_in_group(&mut self, group: &mut Option<usize>, fresh: bool, what: String) {
+        let i = match *group {
+            Some(i) if !fresh => i,
+            _ => {
+                self.groups.push(Vec::new());
+                self.groups.len() - 1
+            }
+        };
+        *group = Some(i);
+        self.groups[i].push(what);
+    }
+}
+
 /// A running sink; dropped, it stops.
 pub struct SmtpSink {
     addr: SocketAddr,
@@ -333,15 +349,7 @@ async fn conversation(
             };
             let mut st = state.lock().unwrap();
             st.commands.push(recorded.clone());
-            let i = match group {
-                Some(i) if !fresh => i,
-                _ => {
-                    st.groups.push(Vec::new());
-                    st.groups.len() - 1
-                }
-            };
-            group = Some(i);
-            st.groups[i].push(recorded);
+            st.record_in_group(&mut group, fresh, recorded);
         }
         if upper.starts_with("EHLO") || upper.starts_with("HELO") {
             let mut caps = vec![
@@ -457,15 +465,7 @@ async fn conversation(
                     // The end of data is recorded in the groups (not in `commands`) as
                     // ".": commands that come in the same write follow it there.
                     let mut st = state.lock().unwrap();
-                    let i = match group {
-                        Some(i) if !body_fresh => i,
-                        _ => {
-                            st.groups.push(Vec::new());
-                            st.groups.len() - 1
-                        }
-                    };
-                    group = Some(i);
-                    st.groups[i].push(".".into());
+                    st.record_in_group(&mut group, body_fresh, ".".into());
                     break;
                 }
                 let l = line.strip_prefix('.').unwrap_or(&line);
