@@ -787,6 +787,11 @@ async fn sender_loop(
                 }
             }
         }
+        if limiter.interval.is_some() {
+            // Rate-limited: a held body would wait out the interval with the server
+            // waiting for it. Pipelining across messages only pays at full speed anyway.
+            finish_started(&mut conn, &mut started, &cfg, &results).await;
+        }
         limiter.wait().await;
         let Some(c) = conn.as_mut() else {
             report(&results, job, Outcome::Released);

@@ -649,7 +649,10 @@ store_test!(expired_leases_return_to_pending, |store| async move {
 });
 
 store_test!(rate_limit_spaces_messages, |store| async move {
-    let sink = SmtpSink::start(SinkConfig::default());
+    let sink = SmtpSink::start(SinkConfig {
+        pipelining: true,
+        ..SinkConfig::default()
+    });
     let f = fixture(&store, "acme.test", sink.port(), 6, 4).await;
     let Some(SmtpSettings::Smtp(mut server)) = store.smtp_settings(f.scope).await.unwrap() else {
         panic!("smtp settings")
@@ -668,6 +671,19 @@ store_test!(rate_limit_spaces_messages, |store| async move {
         t0.elapsed() >= Duration::from_millis(250),
         "{:?}",
         t0.elapsed()
+    );
+    // Rate-limited, a body is not held for the next message's slot: it goes out alone.
+    let groups = sink.command_groups();
+    assert!(
+        groups
+            .iter()
+            .all(|g| g.first().map(String::as_str) != Some(".") || g.len() == 1),
+        "{groups:?}"
+    );
+    assert_eq!(
+        groups.iter().filter(|g| g.as_slice() == ["."]).count(),
+        6,
+        "{groups:?}"
     );
 });
 
