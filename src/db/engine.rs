@@ -125,20 +125,27 @@ const CLAIM_SQLITE: &str =
                    AND (next_attempt_at IS NULL OR next_attempt_at <= $4)
                  ORDER BY id LIMIT $5)";
 
-const CLAIMED_ROWS: &str =
-    "SELECT l.id, l.recipient_email, l.recipient_name, COALESCE(l.attempts, 0) AS attempts,
+/// The rows a claim leased: `$1` batch, `$2` claim token. A macro so that the SQLite form
+/// below wraps the same text.
+macro_rules! claimed_rows {
+    () => {
+        "SELECT l.id, l.recipient_email, l.recipient_name, COALESCE(l.attempts, 0) AS attempts,
         ge.variables
     FROM logs_emaillog l LEFT JOIN tenants_groupemail ge ON ge.id = l.contact_id
-    WHERE l.batch_id = $1 AND l.status = 'sending' AND l.lease_owner = $2 ORDER BY l.id";
+    WHERE l.batch_id = $1 AND l.status = 'sending' AND l.lease_owner = $2 ORDER BY l.id"
+    };
+}
+
+const CLAIMED_ROWS: &str = claimed_rows!();
 
 /// `CLAIMED_ROWS` on SQLite as one JSON row: sqlx hands rows from its SQLite thread to
 /// the runtime one at a time, a thread switch each.
-const CLAIMED_ROWS_SQLITE: &str =
+const CLAIMED_ROWS_SQLITE: &str = concat!(
     "SELECT json_group_array(json_array(id, recipient_email, recipient_name, attempts, variables))
-    FROM (SELECT l.id, l.recipient_email, l.recipient_name, COALESCE(l.attempts, 0) AS attempts,
-            ge.variables
-        FROM logs_emaillog l LEFT JOIN tenants_groupemail ge ON ge.id = l.contact_id
-        WHERE l.batch_id = $1 AND l.status = 'sending' AND l.lease_owner = $2 ORDER BY l.id)";
+    FROM (",
+    claimed_rows!(),
+    ")"
+);
 
 /// The rows of `CLAIMED_ROWS_SQLITE`. Variables that are not JSON count as none (the
 /// template then names what is missing) rather than failing the whole claim.

@@ -553,10 +553,6 @@ fn build(prep: &Prepared, job: &Job) -> Result<crate::mail::Message, String> {
     Ok(message)
 }
 
-fn message_id(m: &crate::mail::Message) -> Option<String> {
-    Some(m.message_id().to_string())
-}
-
 /// A temporary failure: retried after the configured backoff, failed when retries are
 /// used up.
 fn retry_or_fail(
@@ -659,6 +655,15 @@ fn outcome_of(
     }
 }
 
+/// The reply of a held message whose connection went before it could be read.
+fn connection_lost() -> SendError {
+    SendError {
+        code: None,
+        permanent: false,
+        message: "connection lost".into(),
+    }
+}
+
 fn report(results: &mpsc::UnboundedSender<RowResult>, job: Job, outcome: Outcome) {
     let _ = results.send(RowResult {
         id: job.id,
@@ -679,13 +684,7 @@ async fn finish_started(
         Some(c) => c.finish().await,
         None => None,
     };
-    let reply = reply.unwrap_or_else(|| {
-        Err(SendError {
-            code: None,
-            permanent: false,
-            message: "connection lost".into(),
-        })
-    });
+    let reply = reply.unwrap_or_else(|| Err(connection_lost()));
     if conn.as_ref().is_some_and(|c| c.is_broken()) {
         *conn = None;
     }
@@ -740,7 +739,7 @@ async fn sender_loop(
                 continue;
             }
         };
-        let mid = message_id(&msg);
+        let mid = Some(msg.message_id().to_string());
         let (server, password) = match transport.as_ref() {
             Transport::Outbox(dir) => {
                 let outcome = match crate::mail::write_outbox(dir, &msg) {
@@ -799,13 +798,7 @@ async fn sender_loop(
         };
         let begun = c.start(&msg).await;
         if let Some(prev) = started.take() {
-            let reply = begun.previous.unwrap_or_else(|| {
-                Err(SendError {
-                    code: None,
-                    permanent: false,
-                    message: "connection lost".into(),
-                })
-            });
+            let reply = begun.previous.unwrap_or_else(|| Err(connection_lost()));
             let outcome = outcome_of(&cfg, &prev.job, prev.mid, reply);
             report(&results, prev.job, outcome);
         }
@@ -817,14 +810,15 @@ async fn sender_loop(
             // The connection went before this envelope was answered: not attempted.
             Err(None) => Outcome::Released,
             Err(Some(e)) => {
-                // After a refusal the session said RSET and goes on; a lost or confused
-                // one is replaced.
-                if c.is_broken() || e.code.is_none() {
+                // After a refusal the session said RSET and goes on; a failure without a
+                // reply replaces it (a broken one is replaced below).
+                if e.code.is_none() {
                     conn = None;
                 }
                 classify(&cfg, &job, &e, mid)
             }
         };
+        // Lost, timed out, out of step or closing (421).
         if conn.as_ref().is_some_and(|c| c.is_broken()) {
             conn = None;
         }

@@ -9,6 +9,7 @@
 //! which cost more than rendering the template, for every recipient of a batch.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use email_encoding::headers::writer::EmailWriter;
 use lettre::address::Envelope;
@@ -185,21 +186,11 @@ fn text_part(out: &mut Vec<u8>, content_type: &str, text: &str) {
     let body = Body::new(text.to_string());
     let encoding = body.encoding();
     let _ = write!(
-        StringSink(out),
+        out,
         "Content-Type: {content_type}\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n"
     );
     out.extend_from_slice(body.as_ref());
     out.extend_from_slice(b"\r\n");
-}
-
-/// `fmt::Write` into a byte buffer.
-struct StringSink<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for StringSink<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
 }
 
 /// The message for one recipient.
@@ -252,13 +243,13 @@ pub fn build_message(parts: &MessageParts<'_>, rendered: &Rendered) -> Result<Me
         Some(html) => {
             let boundary = format!("{:032x}", rand::random::<u128>());
             let _ = write!(
-                StringSink(&mut raw),
+                raw,
                 "Content-Type: multipart/alternative;\r\n boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n"
             );
             text_part(&mut raw, "text/plain; charset=utf-8", &rendered.text);
-            let _ = write!(StringSink(&mut raw), "--{boundary}\r\n");
+            let _ = write!(raw, "--{boundary}\r\n");
             text_part(&mut raw, "text/html; charset=utf-8", html);
-            let _ = write!(StringSink(&mut raw), "--{boundary}--\r\n");
+            let _ = write!(raw, "--{boundary}--\r\n");
         }
         None => text_part(&mut raw, "text/plain; charset=utf-8", &rendered.text),
     }

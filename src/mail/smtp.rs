@@ -905,11 +905,6 @@ impl SmtpConnection {
         )
     }
 
-    /// A body held by `start` waits for `finish` or the next `start`.
-    pub fn has_started(&self) -> bool {
-        self.session.body_pending
-    }
-
     /// Whether the connection can no longer be used: lost, timed out, out of step with the
     /// server, or closing (421). A refused recipient or message does not break it.
     pub fn is_broken(&self) -> bool {
