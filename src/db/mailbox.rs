@@ -183,37 +183,19 @@ impl Store {
     /// Creates or replaces the mailbox of `owner` (`m.tenant_id` is taken from `owner`).
     pub async fn set_bounce_mailbox(&self, owner: MailboxOwner, m: &BounceMailbox) -> DbResult<()> {
         validate(m)?;
-        let key = owner.tenant_id().unwrap_or(0);
-        let updated: u64 = on_pool!(self, p => {
-            sqlx::query(
-                "UPDATE recalliq_bounce_mailbox SET host = $2, port = $3, security = $4,
-                 username = $5, password_enc = $6, mailbox = $7, processed_folder = $8,
-                 unmatched_folder = $9, tls_insecure = $10, updated_at = $11
-                 WHERE COALESCE(tenant_id, 0) = $1",
-            )
-            .bind(key)
-            .bind(m.host.trim())
-            .bind(i32::from(m.port))
-            .bind(m.security.to_string())
-            .bind(m.username.trim())
-            .bind(&m.password_enc)
-            .bind(&m.mailbox)
-            .bind(&m.processed_folder)
-            .bind(&m.unmatched_folder)
-            .bind(m.tls_insecure)
-            .bind(now())
-            .execute(p)
-            .await?
-            .rows_affected()
-        });
-        if updated > 0 {
-            return Ok(());
-        }
+        // One statement: the unique index on COALESCE(tenant_id, 0) is the conflict target
+        // (one mailbox per tenant, one global), so two writers cannot both insert.
         on_pool!(self, p => {
             sqlx::query(
                 "INSERT INTO recalliq_bounce_mailbox (tenant_id, host, port, security, username,
                  password_enc, mailbox, processed_folder, unmatched_folder, tls_insecure, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT ((COALESCE(tenant_id, 0))) DO UPDATE SET host = excluded.host,
+                 port = excluded.port, security = excluded.security, username = excluded.username,
+                 password_enc = excluded.password_enc, mailbox = excluded.mailbox,
+                 processed_folder = excluded.processed_folder,
+                 unmatched_folder = excluded.unmatched_folder,
+                 tls_insecure = excluded.tls_insecure, updated_at = excluded.updated_at",
             )
             .bind(owner.tenant_id())
             .bind(m.host.trim())
@@ -228,7 +210,6 @@ impl Store {
             .bind(now())
             .execute(p)
             .await
-            .map_err(super::conflict(|| "a bounce mailbox of this owner exists already".to_string()))
             .map(|_| ())?
         });
         Ok(())
