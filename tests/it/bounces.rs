@@ -849,6 +849,88 @@ store_test!(one_click_unsubscribe_endpoint, |store| async move {
         .unwrap();
 });
 
+/// Through the real binary: tenant acme.test with `contacts` in group News, template N
+/// (`html`), SMTP to a fresh sink, batch S started and sent by `worker --once`. Returns the
+/// batch id and the messages the sink received.
+pub(crate) fn send_news_batch(
+    env: &crate::support::cli::Env,
+    contacts: &[&str],
+    html: &[u8],
+) -> (String, Vec<Received>) {
+    let sink = SmtpSink::start(SinkConfig::default());
+    let port = sink.port().to_string();
+    let run = |args: &[&str]| {
+        env.run(args, None).ok();
+    };
+    run(&[
+        "tenant",
+        "create",
+        "--name",
+        "Acme",
+        "--domain",
+        "acme.test",
+    ]);
+    run(&["group", "create", "--tenant", "acme.test", "--name", "News"]);
+    for e in contacts {
+        run(&[
+            "contact",
+            "add",
+            "--tenant",
+            "acme.test",
+            "--group",
+            "News",
+            "--email",
+            e,
+        ]);
+    }
+    let html = env.file("t.html", html);
+    run(&[
+        "template",
+        "create",
+        "--tenant",
+        "acme.test",
+        "--name",
+        "N",
+        "--subject",
+        "News",
+        "--html-file",
+        &html,
+    ]);
+    run(&[
+        "smtp",
+        "set",
+        "--tenant",
+        "acme.test",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--security",
+        "none",
+    ]);
+    let created = env.run(
+        &[
+            "batch",
+            "create",
+            "--tenant",
+            "acme.test",
+            "--name",
+            "S",
+            "--template",
+            "N",
+            "--group",
+            "News",
+        ],
+        None,
+    );
+    created.ok();
+    let id = created.stdout.trim().to_string();
+    run(&["batch", "start", &id]);
+    run(&["worker", "--once"]);
+    let msgs = sink.wait_for(contacts.len(), Duration::from_secs(20));
+    (id, msgs)
+}
+
 /// The real binary: send with `worker`, `bounces ingest`, `batch show`, `bounces stats` and
 /// `unsubscribe serve`, on both backends.
 #[test]
@@ -856,83 +938,14 @@ fn cli_ingest_show_and_serve() {
     use crate::support::cli::on_both_backends;
     use std::io::BufRead;
     on_both_backends(|env| {
-        let sink = SmtpSink::start(SinkConfig::default());
-        let port = sink.port().to_string();
         env.write_config(
             "[unsubscribe]\nbase_url = \"https://unsub.acme.test\"\n[bounces]\nsoft_limit = 5\n",
         );
-        let run = |args: &[&str]| {
-            env.run(args, None).ok();
-        };
-        run(&[
-            "tenant",
-            "create",
-            "--name",
-            "Acme",
-            "--domain",
-            "acme.test",
-        ]);
-        run(&["group", "create", "--tenant", "acme.test", "--name", "News"]);
-        for e in ["ann@example.com", "bob@example.com"] {
-            run(&[
-                "contact",
-                "add",
-                "--tenant",
-                "acme.test",
-                "--group",
-                "News",
-                "--email",
-                e,
-            ]);
-        }
-        let html = env.file(
-            "t.html",
+        let (id, msgs) = send_news_batch(
+            env,
+            &["ann@example.com", "bob@example.com"],
             b"<p>Hello. <a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>",
         );
-        run(&[
-            "template",
-            "create",
-            "--tenant",
-            "acme.test",
-            "--name",
-            "N",
-            "--subject",
-            "News",
-            "--html-file",
-            &html,
-        ]);
-        run(&[
-            "smtp",
-            "set",
-            "--tenant",
-            "acme.test",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--security",
-            "none",
-        ]);
-        let created = env.run(
-            &[
-                "batch",
-                "create",
-                "--tenant",
-                "acme.test",
-                "--name",
-                "S",
-                "--template",
-                "N",
-                "--group",
-                "News",
-            ],
-            None,
-        );
-        created.ok();
-        let id = created.stdout.trim().to_string();
-        run(&["batch", "start", &id]);
-        run(&["worker", "--once"]);
-        let msgs = sink.wait_for(2, Duration::from_secs(20));
         let ann = message_to(&msgs, "ann@example.com");
         let (_, https) = unsubscribe_targets(message_to(&msgs, "bob@example.com"));
         let https = https.expect("the worker uses [unsubscribe] base_url");

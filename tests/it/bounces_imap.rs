@@ -6,12 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::bounces::{message_to, unsubscribe_targets};
+use crate::bounces::{message_to, send_news_batch, unsubscribe_targets};
 use crate::bounces_corpus as corpus;
 use crate::store_test;
 use crate::support::cli::{Env, on_both_backends};
 use crate::support::imap::{Dovecot, PASSWORD, USER};
-use crate::support::smtp::{SinkConfig, SmtpSink};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -20,88 +19,27 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Tenant acme.test with ann, bob and cat, batch sent through the sink; returns the batch
-/// id and the messages received.
+/// Tenant acme.test with ann, bob and cat, batch sent through the sink, and a second tenant
+/// other.test; returns the batch id and the messages received.
 fn send_batch(env: &Env) -> (String, Vec<crate::support::smtp::Received>) {
-    let sink = SmtpSink::start(SinkConfig::default());
-    let port = sink.port().to_string();
-    let run = |args: &[&str]| {
-        env.run(args, None).ok();
-    };
-    run(&[
-        "tenant",
-        "create",
-        "--name",
-        "Acme",
-        "--domain",
-        "acme.test",
-    ]);
-    run(&[
-        "tenant",
-        "create",
-        "--name",
-        "Other",
-        "--domain",
-        "other.test",
-    ]);
-    run(&["group", "create", "--tenant", "acme.test", "--name", "News"]);
-    for e in ["ann@example.com", "bob@example.com", "cat@example.com"] {
-        run(&[
-            "contact",
-            "add",
-            "--tenant",
-            "acme.test",
-            "--group",
-            "News",
-            "--email",
-            e,
-        ]);
-    }
-    let html = env.file("t.html", b"<p>Hello.</p>");
-    run(&[
-        "template",
-        "create",
-        "--tenant",
-        "acme.test",
-        "--name",
-        "N",
-        "--subject",
-        "News",
-        "--html-file",
-        &html,
-    ]);
-    run(&[
-        "smtp",
-        "set",
-        "--tenant",
-        "acme.test",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--security",
-        "none",
-    ]);
-    let created = env.run(
+    let sent = send_news_batch(
+        env,
+        &["ann@example.com", "bob@example.com", "cat@example.com"],
+        b"<p>Hello.</p>",
+    );
+    env.run(
         &[
-            "batch",
+            "tenant",
             "create",
-            "--tenant",
-            "acme.test",
             "--name",
-            "S",
-            "--template",
-            "N",
-            "--group",
-            "News",
+            "Other",
+            "--domain",
+            "other.test",
         ],
         None,
-    );
-    created.ok();
-    let id = created.stdout.trim().to_string();
-    run(&["batch", "start", &id]);
-    run(&["worker", "--once"]);
-    (id, sink.wait_for(3, Duration::from_secs(20)))
+    )
+    .ok();
+    sent
 }
 
 fn mailbox_set(env: &Env, extra: &[&str], port: u16, security: &str, password: &str) -> i32 {
