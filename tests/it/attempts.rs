@@ -5,7 +5,7 @@
 
 use recalliq::db::{Actor, CleanOptions, RetryMode, Store};
 
-use crate::engine::{exec, fast_config, fixture, logs, run_once};
+use crate::engine::{Fixture, exec, fast_config, fixture, logs, run_once};
 use crate::store_test;
 use crate::support::smtp::{SinkConfig, SmtpSink};
 
@@ -123,16 +123,24 @@ store_test!(
     }
 );
 
-store_test!(triage_retry_keeps_the_history, |store| async move {
-    // Three deferrals use up the retries (fast_config: two); the fourth try is accepted.
+/// One recipient whose three tries were deferred, which uses up the retries (fast_config:
+/// two): its row ends `failed`. The sink accepts the fourth try.
+async fn failed_after_three_deferrals(
+    store: &Store,
+) -> (SmtpSink, Fixture, recalliq::db::EmailLog) {
     let sink = SmtpSink::start(SinkConfig {
         defer_first: 3,
         ..SinkConfig::default()
     });
-    let f = fixture(&store, "acme.test", sink.port(), 1, 1).await;
+    let f = fixture(store, "acme.test", sink.port(), 1, 1).await;
     store.start_batch(f.scope, f.batch_id).await.unwrap();
-    run_once(&store, fast_config()).await;
-    let row = logs(&store, &f).await.remove(0);
+    run_once(store, fast_config()).await;
+    let row = logs(store, &f).await.remove(0);
+    (sink, f, row)
+}
+
+store_test!(triage_retry_keeps_the_history, |store| async move {
+    let (_sink, f, row) = failed_after_three_deferrals(&store).await;
     assert_eq!((row.status.as_str(), row.attempts), ("failed", 3));
     let d = store.email_log_detail(f.scope, row.id).await.unwrap();
     let outcomes: Vec<&str> = d.attempts.iter().map(|a| a.outcome.as_str()).collect();
@@ -178,14 +186,7 @@ store_test!(triage_retry_keeps_the_history, |store| async move {
 store_test!(batch_retry_failed_keeps_the_history, |store| async move {
     // As above, but the whole batch's failures are retried (batches screen / CLI
     // `batch retry-failed`), not one row from triage.
-    let sink = SmtpSink::start(SinkConfig {
-        defer_first: 3,
-        ..SinkConfig::default()
-    });
-    let f = fixture(&store, "acme.test", sink.port(), 1, 1).await;
-    store.start_batch(f.scope, f.batch_id).await.unwrap();
-    run_once(&store, fast_config()).await;
-    let row = logs(&store, &f).await.remove(0);
+    let (_sink, f, row) = failed_after_three_deferrals(&store).await;
     assert_eq!(row.status, "failed", "{row:?}");
     store.retry_failed(f.scope, f.batch_id).await.unwrap();
     run_once(&store, fast_config()).await;
