@@ -72,7 +72,7 @@ impl Default for EngineConfig {
             max_consecutive_failures: 50,
             smtp_timeout: crate::mail::smtp::DEFAULT_TIMEOUT,
             config_dir: None,
-            flush_every: 100,
+            flush_every: 250,
             flush_interval: Duration::from_millis(50),
             public_base_url: None,
         }

@@ -847,6 +847,8 @@ struct WriterCtx {
 type Claims = Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
 
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// How often progress counts the batch's open rows again (other workers close rows too).
+const RECOUNT_EVERY: Duration = Duration::from_secs(2);
 
 async fn writer_loop(w: WriterCtx, mut rx: mpsc::UnboundedReceiver<RowResult>) {
     let mut buf: Vec<RowResult> = Vec::new();
@@ -854,6 +856,9 @@ async fn writer_loop(w: WriterCtx, mut rx: mpsc::UnboundedReceiver<RowResult>) {
     let mut last_progress: Option<Instant> = None;
     let mut write_failures: u32 = 0;
     let mut open = true;
+    // The batch's open rows as last counted, and the rows this writer closed since.
+    let mut open_rows: Option<(i64, i64)> = None;
+    let mut counted = Instant::now();
     while open || !buf.is_empty() {
         if open {
             let deadline = tokio::time::sleep(w.config.flush_interval);
@@ -872,7 +877,12 @@ async fn writer_loop(w: WriterCtx, mut rx: mpsc::UnboundedReceiver<RowResult>) {
             continue;
         }
         match w.store.write_results(w.scope, w.batch_id, &buf).await {
-            Ok(_) => write_failures = 0,
+            Ok(c) => {
+                write_failures = 0;
+                if let Some((_, done)) = open_rows.as_mut() {
+                    *done += c.sent + c.failed;
+                }
+            }
             Err(e) => {
                 write_failures += 1;
                 let message = e.describe();
@@ -965,15 +975,27 @@ async fn writer_loop(w: WriterCtx, mut rx: mpsc::UnboundedReceiver<RowResult>) {
         let due = last_progress.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY);
         if (due || !open) && w.events.receiver_count() > 0 {
             last_progress = Some(Instant::now());
-            if let (Ok(b), Ok(c)) = (
-                w.store.get_batch(w.scope, w.batch_id).await,
-                w.store.queue_counts(w.scope, w.batch_id).await,
-            ) {
+            // Counting the queue reads every row of the batch: it runs every RECOUNT_EVERY
+            // (and at the end); in between, the rows this writer closed are subtracted.
+            if open_rows.is_none() || counted.elapsed() >= RECOUNT_EVERY || !open {
+                match w.store.queue_counts(w.scope, w.batch_id).await {
+                    Ok(c) => {
+                        open_rows = Some((c.open(), 0));
+                        counted = Instant::now();
+                    }
+                    Err(e) => {
+                        tracing::warn!(batch_id = w.batch_id, error = %e, "cannot count the queue")
+                    }
+                }
+            }
+            if let (Ok(b), Some((counted_open, done))) =
+                (w.store.get_batch(w.scope, w.batch_id).await, open_rows)
+            {
                 let _ = w.events.send(EngineEvent::Progress {
                     batch_id: w.batch_id,
                     sent: b.sent_count,
                     failed: b.failed_count,
-                    open: c.open(),
+                    open: (counted_open - done).max(0),
                 });
             }
         }

@@ -1063,3 +1063,91 @@ store_test!(
         assert_eq!((b.status.as_str(), b.sent_count), ("completed", 60));
     }
 );
+
+/// Postgres: `start_batch` refreshes the planner's statistics when it queues a large batch
+/// (without them every claim sorted all of the batch's pending rows), and leaves them alone
+/// for a small one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_batch_analyzes_a_large_queue_on_postgres() {
+    crate::support::with_postgres(|store| async move {
+        let analyzed = |store: Store| async move {
+            sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
+                "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'logs_emaillog'",
+            )
+            .fetch_one(store.pg_pool().unwrap())
+            .await
+            .unwrap()
+        };
+        let small = fixture(&store, "small.test", 25, 3, 1).await;
+        store
+            .start_batch(small.scope, small.batch_id)
+            .await
+            .unwrap();
+        assert_eq!(analyzed(store.clone()).await, None);
+
+        let large = fixture(&store, "large.test", 25, 0, 1).await;
+        exec(
+            &store,
+            &format!(
+                "INSERT INTO tenants_groupemail (group_id, email, name, is_active, created_at)
+                 SELECT g.id, 'user' || i || '@example.com', 'User', TRUE, now()
+                 FROM tenants_group g, generate_series(1, 10000) i WHERE g.tenant_id = {}",
+                large.tenant_id
+            ),
+        )
+        .await;
+        let (_, queued) = store
+            .start_batch(large.scope, large.batch_id)
+            .await
+            .unwrap();
+        assert_eq!(queued, 10_000);
+        assert!(analyzed(store.clone()).await.is_some());
+    })
+    .await;
+}
+
+// Progress counts the open rows only now and then and subtracts what it wrote in between:
+// with one worker and no retries, every event still accounts for each recipient exactly
+// once, and the last one reports nothing open.
+store_test!(progress_accounts_for_every_recipient, |store| async move {
+    let sink = SmtpSink::start(SinkConfig {
+        reply_delay: Duration::from_millis(4),
+        reject: ["user3@example.com".to_string()].into(),
+        ..SinkConfig::default()
+    });
+    let f = fixture(&store, "acme.test", sink.port(), 80, 1).await;
+    store.start_batch(f.scope, f.batch_id).await.unwrap();
+    let engine = Engine::new(
+        store.clone(),
+        EngineConfig {
+            chunk: 4,
+            ..fast_config()
+        },
+    );
+    let mut events = engine.subscribe();
+    let collect = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        loop {
+            match events.recv().await {
+                Ok(EngineEvent::Progress {
+                    sent, failed, open, ..
+                }) => seen.push((sent, failed, open)),
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => break seen,
+            }
+        }
+    });
+    let (_tx, rx) = watch::channel(false);
+    tokio::time::timeout(Duration::from_secs(60), engine.run(rx, true))
+        .await
+        .expect("engine finished in time")
+        .unwrap();
+    drop(engine);
+    let seen = collect.await.unwrap();
+    assert!(seen.len() >= 3, "{seen:?}");
+    for (sent, failed, open) in &seen {
+        assert_eq!(i64::from(*sent) + i64::from(*failed) + open, 80, "{seen:?}");
+    }
+    assert_eq!(seen.last(), Some(&(79, 1, 0)));
+});
