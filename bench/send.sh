@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of the sending engine (issue #6 item 12), in one run against one fast local
 # sink (postfix's smtp-sink):
-#   ceiling   postfix smtp-source, 4 sessions, connections kept open (-d)
+#   ceiling   postfix smtp-source, 4 sessions, connections kept open (-d); best of 3 runs
 #   baseline  Python smtplib, 4 threads with one connection each
 #   recalliq  `recalliq worker --once` sending a 100,000-recipient batch, database writes
 #             included, on SQLite and on Postgres (4 SMTP connections)
@@ -68,12 +68,20 @@ secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $n messages per run"
 
 # --- ceiling: smtp-source, 4 sessions ----------------------------------------------------
-# -l 700: about the size of the engine's messages (headers + text body).
-t0=$(now)
-taskset -c 1 smtp-source -s 4 -d -m "$n" -l 700 -f news@bench.test -t rcpt@example.com "127.0.0.1:$port"
-t1=$(now)
-ceiling=$(rate "$n" "$t0" "$t1")
-echo "ceiling  smtp-source -s 4 -d:          $ceiling msgs/s"
+# -l 700: about the size of the engine's messages (headers + text body). The best of three
+# runs: one run swings by 20 % with the sink's share of CPU 0, and the ceiling is what the
+# sink can take at best (a lucky run makes every ratio smaller, never larger).
+ceiling=0
+runs=""
+for _ in 1 2 3; do
+    t0=$(now)
+    taskset -c 1 smtp-source -s 4 -d -m "$n" -l 700 -f news@bench.test -t rcpt@example.com "127.0.0.1:$port"
+    t1=$(now)
+    r=$(rate "$n" "$t0" "$t1")
+    runs="$runs $r"
+    [ "$r" -gt "$ceiling" ] && ceiling=$r
+done
+echo "ceiling  smtp-source -s 4 -d:          $ceiling msgs/s (best of:$runs)"
 
 # --- baseline: Python smtplib, 4 threads -------------------------------------------------
 t0=$(now)

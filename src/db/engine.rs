@@ -653,11 +653,15 @@ impl<'a> RowWrite<'a> {
 
 impl WriteCounts {
     fn add(&mut self, kind: &str) {
+        self.add_n(kind, 1);
+    }
+
+    fn add_n(&mut self, kind: &str, n: i64) {
         match kind {
-            "sent" => self.sent += 1,
-            "failed" => self.failed += 1,
-            "retried" => self.retried += 1,
-            _ => self.released += 1,
+            "sent" => self.sent += n,
+            "failed" => self.failed += n,
+            "retried" => self.retried += n,
+            _ => self.released += n,
         }
     }
 }
@@ -844,8 +848,9 @@ async fn write_results_pg(
     super::attempts::record_attempts(&mut tx, scope.tenant_id(), ts, results).await?;
     // `status || ''`: the rows are found by id. On the status index the planner walked every
     // row version still marked `sending` (all of a batch's rows, until vacuum), each flush.
-    let done: Vec<String> = sqlx::query_scalar(
-        "UPDATE logs_emaillog l SET status = v.status,
+    // The kinds come back counted, not one row per result for sqlx to decode.
+    let done: Vec<(String, i64)> = sqlx::query_as(
+        "WITH u AS (UPDATE logs_emaillog l SET status = v.status,
             error_message = CASE WHEN v.status = 'sent' THEN NULL ELSE COALESCE(v.error, l.error_message) END,
             smtp_response = COALESCE(v.response, l.smtp_response),
             message_id = COALESCE(v.message_id, l.message_id),
@@ -857,7 +862,8 @@ async fn write_results_pg(
                      $7::timestamp[], $8::int4[], $9::text[])
               AS v(id, token, status, error, response, message_id, next_at, back, kind)
          WHERE l.id = v.id AND l.status || '' = 'sending' AND l.lease_owner = v.token
-         RETURNING v.kind",
+         RETURNING v.kind)
+         SELECT kind, COUNT(*) FROM u GROUP BY kind",
     )
     .bind(&ids)
     .bind(&tokens)
@@ -874,8 +880,8 @@ async fn write_results_pg(
     // Only rows still leased to their claim were written; the others were given back (and
     // their quota with them) by crash recovery.
     let mut c = WriteCounts::default();
-    for k in &done {
-        c.add(k);
+    for (kind, n) in &done {
+        c.add_n(kind, *n);
     }
     finish_write(&mut tx, scope, batch_id, ts, &c).await?;
     tx.commit().await?;

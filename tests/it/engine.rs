@@ -473,12 +473,15 @@ store_test!(consecutive_failures_auto_pause, |store| async move {
     assert!(c.pending > 0, "{c:?}");
 });
 
-store_test!(pause_resume_and_cancel, |store| async move {
-    let sink = SmtpSink::start(SinkConfig {
-        reply_delay: Duration::from_millis(3),
-        ..SinkConfig::default()
-    });
-    let f = fixture(&store, "acme.test", sink.port(), 60, 1).await;
+/// A started batch of `n` recipients on a sink answering after `delay`, and an engine
+/// claiming 4 at a time: slow enough to watch it run.
+async fn started_slow_batch(
+    store: &Store,
+    sink: SinkConfig,
+    n: usize,
+) -> (SmtpSink, Fixture, Engine) {
+    let sink = SmtpSink::start(sink);
+    let f = fixture(store, "acme.test", sink.port(), n, 1).await;
     store.start_batch(f.scope, f.batch_id).await.unwrap();
     let engine = Engine::new(
         store.clone(),
@@ -487,6 +490,19 @@ store_test!(pause_resume_and_cancel, |store| async move {
             ..fast_config()
         },
     );
+    (sink, f, engine)
+}
+
+store_test!(pause_resume_and_cancel, |store| async move {
+    let (sink, f, engine) = started_slow_batch(
+        &store,
+        SinkConfig {
+            reply_delay: Duration::from_millis(3),
+            ..SinkConfig::default()
+        },
+        60,
+    )
+    .await;
     let mut events = engine.subscribe();
     let (stop_tx, stop_rx) = watch::channel(false);
     let e2 = engine.clone();
@@ -1110,20 +1126,16 @@ async fn start_batch_analyzes_a_large_queue_on_postgres() {
 // with one worker and no retries, every event still accounts for each recipient exactly
 // once, and the last one reports nothing open.
 store_test!(progress_accounts_for_every_recipient, |store| async move {
-    let sink = SmtpSink::start(SinkConfig {
-        reply_delay: Duration::from_millis(4),
-        reject: ["user3@example.com".to_string()].into(),
-        ..SinkConfig::default()
-    });
-    let f = fixture(&store, "acme.test", sink.port(), 80, 1).await;
-    store.start_batch(f.scope, f.batch_id).await.unwrap();
-    let engine = Engine::new(
-        store.clone(),
-        EngineConfig {
-            chunk: 4,
-            ..fast_config()
+    let (_sink, _f, engine) = started_slow_batch(
+        &store,
+        SinkConfig {
+            reply_delay: Duration::from_millis(4),
+            reject: ["user3@example.com".to_string()].into(),
+            ..SinkConfig::default()
         },
-    );
+        80,
+    )
+    .await;
     let mut events = engine.subscribe();
     let collect = tokio::spawn(async move {
         let mut seen = Vec::new();
