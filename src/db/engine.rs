@@ -526,14 +526,14 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(Claim::Rows { token: token.to_string(), rows: Vec::new() });
             }
+            // Both backends' claim statements take the same six parameters.
+            macro_rules! claim_params {
+                ($q:expr) => {
+                    $q.bind(batch_id).bind(token).bind(expires).bind(ts).bind(k).bind(after)
+                };
+            }
             let rows: Vec<ClaimedRow> = if sqlite {
-                let n = sqlx::query(CLAIM_SQLITE)
-                    .bind(batch_id)
-                    .bind(token)
-                    .bind(expires)
-                    .bind(ts)
-                    .bind(k)
-                    .bind(after)
+                let n = claim_params!(sqlx::query(CLAIM_SQLITE))
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -548,13 +548,7 @@ impl Store {
                     claimed_rows_from_json(json.as_deref().unwrap_or("[]"))?
                 }
             } else {
-                sqlx::query_as(CLAIM_PG)
-                    .bind(batch_id)
-                    .bind(token)
-                    .bind(expires)
-                    .bind(ts)
-                    .bind(k)
-                    .bind(after)
+                claim_params!(sqlx::query_as(CLAIM_PG))
                     .fetch_all(&mut *tx)
                     .await?
             };
