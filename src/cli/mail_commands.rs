@@ -173,7 +173,7 @@ pub async fn template_command(config: &Config, cmd: TemplateCommand) -> CliResul
                 ctx.contact.name.as_deref(),
                 vars.as_ref(),
             )?;
-            print!("{}", String::from_utf8_lossy(&message.formatted()));
+            print!("{}", String::from_utf8_lossy(message.bytes()));
             Ok(0)
         }
         TemplateCommand::SendTest {

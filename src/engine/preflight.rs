@@ -391,7 +391,7 @@ pub async fn preflight(
                 if let Some(s) = &signer {
                     s.sign(&mut message);
                 }
-                let size = message.formatted().len();
+                let size = message.bytes().len();
                 let html = rendered.html.as_ref().map_or(0, String::len);
                 if size > opts.max_message_bytes {
                     checks.push(Check::new(

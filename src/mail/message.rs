@@ -71,11 +71,6 @@ impl Message {
         &self.raw
     }
 
-    /// A copy of `bytes` (the name lettre's message uses).
-    pub fn formatted(&self) -> Vec<u8> {
-        self.raw.clone()
-    }
-
     /// Whether the header block has a `name` header (case-insensitive).
     pub fn has_header(&self, name: &str) -> bool {
         let end = memchr::memmem::find(&self.raw, b"\r\n\r\n").unwrap_or(self.raw.len());
@@ -273,7 +268,7 @@ mod tests {
     }
 
     fn head(msg: &Message) -> String {
-        let raw = String::from_utf8(msg.formatted()).unwrap();
+        let raw = String::from_utf8(msg.bytes().to_vec()).unwrap();
         raw.split("\r\n\r\n").next().unwrap().to_string()
     }
 

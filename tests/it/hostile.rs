@@ -199,8 +199,7 @@ proptest! {
             text: body.clone(),
         };
         if let Ok(msg) = build_message(&parts, &rendered) {
-            let raw = msg.formatted();
-            assert_clean_head(&raw);
+            assert_clean_head(msg.bytes());
             prop_assert_eq!(msg.envelope().to().len(), 1, "no extra recipient");
         }
     }
