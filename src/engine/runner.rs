@@ -856,9 +856,8 @@ async fn writer_loop(w: WriterCtx, mut rx: mpsc::UnboundedReceiver<RowResult>) {
     let mut last_progress: Option<Instant> = None;
     let mut write_failures: u32 = 0;
     let mut open = true;
-    // The batch's open rows as last counted, and the rows this writer closed since.
-    let mut open_rows: Option<(i64, i64)> = None;
-    let mut counted = Instant::now();
+    // The batch's open rows as last counted, when, and the rows this writer closed since.
+    let mut open_rows: Option<(i64, Instant, i64)> = None;
     while open || !buf.is_empty() {
         if open {
             let deadline = tokio::time::sleep(w.config.flush_interval);
@@ -879,7 +878,7 @@ async fn writer_loop(w: WriterCtx, mut rx: mpsc::UnboundedReceiver<RowResult>) {
         match w.store.write_results(w.scope, w.batch_id, &buf).await {
             Ok(c) => {
                 write_failures = 0;
-                if let Some((_, done)) = open_rows.as_mut() {
+                if let Some((_, _, done)) = open_rows.as_mut() {
                     *done += c.sent + c.failed;
                 }
             }
@@ -977,18 +976,16 @@ async fn writer_loop(w: WriterCtx, mut rx: mpsc::UnboundedReceiver<RowResult>) {
             last_progress = Some(Instant::now());
             // Counting the queue reads every row of the batch: it runs every RECOUNT_EVERY
             // (and at the end); in between, the rows this writer closed are subtracted.
-            if open_rows.is_none() || counted.elapsed() >= RECOUNT_EVERY || !open {
+            let stale = open_rows.is_none_or(|(_, at, _)| at.elapsed() >= RECOUNT_EVERY);
+            if stale || !open {
                 match w.store.queue_counts(w.scope, w.batch_id).await {
-                    Ok(c) => {
-                        open_rows = Some((c.open(), 0));
-                        counted = Instant::now();
-                    }
+                    Ok(c) => open_rows = Some((c.open(), Instant::now(), 0)),
                     Err(e) => {
                         tracing::warn!(batch_id = w.batch_id, error = %e, "cannot count the queue")
                     }
                 }
             }
-            if let (Ok(b), Some((counted_open, done))) =
+            if let (Ok(b), Some((counted_open, _, done))) =
                 (w.store.get_batch(w.scope, w.batch_id).await, open_rows)
             {
                 let _ = w.events.send(EngineEvent::Progress {
