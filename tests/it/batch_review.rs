@@ -221,18 +221,7 @@ store_test!(duplicate_and_delete_draft, |store| async move {
 fn batch_check_cli_prints_findings_and_exits_1_when_blocked() {
     on_both_backends(|env| {
         env.run(&["migrate"], None).ok();
-        env.run(
-            &[
-                "tenant",
-                "create",
-                "--name",
-                "Acme",
-                "--domain",
-                "acme.test",
-            ],
-            None,
-        )
-        .ok();
+        env.create_tenant("Acme", "acme.test").ok();
         env.run(
             &[
                 "smtp",

@@ -862,14 +862,7 @@ pub(crate) fn send_news_batch(
     let run = |args: &[&str]| {
         env.run(args, None).ok();
     };
-    run(&[
-        "tenant",
-        "create",
-        "--name",
-        "Acme",
-        "--domain",
-        "acme.test",
-    ]);
+    env.create_tenant("Acme", "acme.test").ok();
     run(&["group", "create", "--tenant", "acme.test", "--name", "News"]);
     for e in contacts {
         run(&[
@@ -896,18 +889,7 @@ pub(crate) fn send_news_batch(
         "--html-file",
         &html,
     ]);
-    run(&[
-        "smtp",
-        "set",
-        "--tenant",
-        "acme.test",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--security",
-        "none",
-    ]);
+    env.smtp_local("acme.test", &port, &[]).ok();
     let created = env.run(
         &[
             "batch",

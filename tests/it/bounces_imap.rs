@@ -27,18 +27,7 @@ fn send_batch(env: &Env) -> (String, Vec<crate::support::smtp::Received>) {
         &["ann@example.com", "bob@example.com", "cat@example.com"],
         b"<p>Hello.</p>",
     );
-    env.run(
-        &[
-            "tenant",
-            "create",
-            "--name",
-            "Other",
-            "--domain",
-            "other.test",
-        ],
-        None,
-    )
-    .ok();
+    env.create_tenant("Other", "other.test").ok();
     sent
 }
 

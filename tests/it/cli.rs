@@ -228,18 +228,7 @@ fn users_and_auth_check_on_default_sqlite() {
 #[test]
 fn tenant_list_and_show() {
     let env = Env::new();
-    env.run(
-        &[
-            "tenant",
-            "create",
-            "--name",
-            "Acme Corp",
-            "--domain",
-            "acme.test",
-        ],
-        None,
-    )
-    .ok();
+    env.create_tenant("Acme Corp", "acme.test").ok();
     env.run(
         &[
             "tenant",

@@ -237,18 +237,7 @@ store_test!(suppression_list, |store| async move {
 });
 
 fn setup(env: &Env) {
-    env.run(
-        &[
-            "tenant",
-            "create",
-            "--name",
-            "Acme",
-            "--domain",
-            "acme.test",
-        ],
-        None,
-    )
-    .ok();
+    env.create_tenant("Acme", "acme.test").ok();
 }
 
 #[test]
@@ -585,18 +574,7 @@ fn cli_export_round_trips_and_escapes_formulas() {
 fn cli_groups_contacts_suppression_and_senders() {
     on_both_backends(|env| {
         setup(env);
-        env.run(
-            &[
-                "tenant",
-                "create",
-                "--name",
-                "Other",
-                "--domain",
-                "other.test",
-            ],
-            None,
-        )
-        .ok();
+        env.create_tenant("Other", "other.test").ok();
         let id = env.run(
             &[
                 "group",

@@ -68,24 +68,8 @@ fn setup(env: &Env, port: u16, n: usize) -> String {
     )
     .ok();
     let port = port.to_string();
-    env.run(
-        &[
-            "smtp",
-            "set",
-            "--tenant",
-            "acme.test",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--security",
-            "none",
-            "--connections",
-            "2",
-        ],
-        None,
-    )
-    .ok();
+    env.smtp_local("acme.test", &port, &["--connections", "2"])
+        .ok();
     let created = env.run(
         &[
             "batch",

@@ -669,18 +669,7 @@ async fn backup_while_a_batch_is_sending_postgres() {
 /// The CLI: backup, verify, restore, refusals with clear messages, on one backend. The
 /// checks that do not depend on the backend (keys, damage) run with `full` only.
 fn cli_round_trip(env: &Env, restore_to: &str, full: bool) {
-    env.run(
-        &[
-            "tenant",
-            "create",
-            "--name",
-            "Acme",
-            "--domain",
-            "acme.test",
-        ],
-        None,
-    )
-    .ok();
+    env.create_tenant("Acme", "acme.test").ok();
     env.run(
         &["group", "create", "--tenant", "acme.test", "--name", "VIP"],
         None,
@@ -848,18 +837,7 @@ fn cli_backup_verify_restore_postgres() {
 #[test]
 fn cli_clean_logs_and_purge() {
     crate::support::cli::on_both_backends(|env| {
-        env.run(
-            &[
-                "tenant",
-                "create",
-                "--name",
-                "Acme",
-                "--domain",
-                "acme.test",
-            ],
-            None,
-        )
-        .ok();
+        env.create_tenant("Acme", "acme.test").ok();
         env.run(
             &[
                 "tenant",

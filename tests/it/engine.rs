@@ -776,18 +776,7 @@ fn batch_cli_and_worker_once() {
             ..SinkConfig::default()
         });
         let port = sink.port().to_string();
-        env.run(
-            &[
-                "tenant",
-                "create",
-                "--name",
-                "Acme",
-                "--domain",
-                "acme.test",
-            ],
-            None,
-        )
-        .ok();
+        env.create_tenant("Acme", "acme.test").ok();
         env.run(
             &["group", "create", "--tenant", "acme.test", "--name", "News"],
             None,
@@ -832,22 +821,7 @@ fn batch_cli_and_worker_once() {
             None,
         )
         .ok();
-        env.run(
-            &[
-                "smtp",
-                "set",
-                "--tenant",
-                "acme.test",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port,
-                "--security",
-                "none",
-            ],
-            None,
-        )
-        .ok();
+        env.smtp_local("acme.test", &port, &[]).ok();
         let created = env.run(
             &[
                 "batch",

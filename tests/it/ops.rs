@@ -632,18 +632,7 @@ fn origin_names_ssh_clients() {
 #[test]
 fn cli_reports_maintenance_and_audit() {
     on_both_backends(|env: &Env| {
-        env.run(
-            &[
-                "tenant",
-                "create",
-                "--name",
-                "Acme",
-                "--domain",
-                "acme.test",
-            ],
-            None,
-        )
-        .ok();
+        env.create_tenant("Acme", "acme.test").ok();
         env.run(
             &[
                 "group",
@@ -791,81 +780,18 @@ fn cli_reports_maintenance_and_audit() {
 fn doctor_checks_database_key_transports_and_clock() {
     let sink = SmtpSink::start(SinkConfig::default());
     on_both_backends(|env: &Env| {
-        env.run(
-            &[
-                "tenant",
-                "create",
-                "--name",
-                "Acme",
-                "--domain",
-                "acme.test",
-            ],
-            None,
-        )
-        .ok();
-        env.run(
-            &[
-                "tenant",
-                "create",
-                "--name",
-                "Globex",
-                "--domain",
-                "globex.test",
-            ],
-            None,
-        )
-        .ok();
-        env.run(
-            &[
-                "tenant",
-                "create",
-                "--name",
-                "Dead",
-                "--domain",
-                "dead.test",
-            ],
-            None,
-        )
-        .ok();
+        env.create_tenant("Acme", "acme.test").ok();
+        env.create_tenant("Globex", "globex.test").ok();
+        env.create_tenant("Dead", "dead.test").ok();
         env.run(&["smtp", "set", "--tenant", "acme.test", "--outbox"], None)
             .ok();
         let port = sink.port().to_string();
-        env.run(
-            &[
-                "smtp",
-                "set",
-                "--tenant",
-                "globex.test",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port,
-                "--security",
-                "none",
-            ],
-            None,
-        )
-        .ok();
+        env.smtp_local("globex.test", &port, &[]).ok();
         // A port nobody listens on: bind, note, close.
         let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let dead_port = dead.local_addr().unwrap().port().to_string();
         drop(dead);
-        env.run(
-            &[
-                "smtp",
-                "set",
-                "--tenant",
-                "dead.test",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &dead_port,
-                "--security",
-                "none",
-            ],
-            None,
-        )
-        .ok();
+        env.smtp_local("dead.test", &dead_port, &[]).ok();
         let r = env.run(&["doctor", "--timeout", "2"], None);
         assert_eq!(
             r.code, 1,

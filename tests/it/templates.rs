@@ -447,18 +447,7 @@ async fn template_cli_create_list_show_preview() {
 #[test]
 fn template_create_reports_syntax_errors_with_line_and_column() {
     let env = Env::new();
-    env.run(
-        &[
-            "tenant",
-            "create",
-            "--name",
-            "Acme",
-            "--domain",
-            "acme.test",
-        ],
-        None,
-    )
-    .ok();
+    env.create_tenant("Acme", "acme.test").ok();
     let html = write(&env, "bad.html", "<p>ok</p>\n<p>{{ name }</p>\n");
     env.run(
         &[

@@ -410,18 +410,7 @@ fn compose_and_send_in_tmux_with_the_in_process_engine() {
     let sink = SmtpSink::start(SinkConfig::default());
     let env = crate::support::cli::Env::new();
     env.run(&["migrate"], None).ok();
-    env.run(
-        &[
-            "tenant",
-            "create",
-            "--name",
-            "Acme",
-            "--domain",
-            "acme.test",
-        ],
-        None,
-    )
-    .ok();
+    env.create_tenant("Acme", "acme.test").ok();
     env.run(
         &[
             "user",
@@ -451,22 +440,8 @@ fn compose_and_send_in_tmux_with_the_in_process_engine() {
         None,
     )
     .ok();
-    env.run(
-        &[
-            "smtp",
-            "set",
-            "--tenant",
-            "acme.test",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &sink.port().to_string(),
-            "--security",
-            "none",
-        ],
-        None,
-    )
-    .ok();
+    env.smtp_local("acme.test", &sink.port().to_string(), &[])
+        .ok();
     env.run(
         &[
             "group",

@@ -163,6 +163,33 @@ impl Env {
         p.display().to_string()
     }
 
+    /// `recalliq tenant create --name NAME --domain DOMAIN`.
+    pub fn create_tenant(&self, name: &str, domain: &str) -> Run {
+        self.run(
+            &["tenant", "create", "--name", name, "--domain", domain],
+            None,
+        )
+    }
+
+    /// `recalliq smtp set` for `tenant`: the server at 127.0.0.1:`port` without TLS (a
+    /// test sink), then the `extra` flags.
+    pub fn smtp_local(&self, tenant: &str, port: &str, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "smtp",
+            "set",
+            "--tenant",
+            tenant,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            port,
+            "--security",
+            "none",
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args, None)
+    }
+
     /// Runs and parses standard output as JSON, asserting success.
     #[track_caller]
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
