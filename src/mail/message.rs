@@ -488,15 +488,16 @@ mod tests {
                 };
                 let ours = build_message(&parts, &r).unwrap();
                 let theirs = lettre_reference(&parts, &r);
-                let (headers, bodies) = comparable(ours.bytes());
+                let mine = comparable(ours.bytes());
+                let (headers, parts_seen) = &mine;
                 assert!(headers.len() >= 5, "{headers:?}");
                 assert_eq!(
-                    bodies.len(),
+                    parts_seen.len(),
                     if html.is_some() { 2 } else { 1 },
-                    "{bodies:?}"
+                    "{parts_seen:?}"
                 );
                 assert_eq!(
-                    comparable(ours.bytes()),
+                    mine,
                     comparable(&theirs),
                     "name {name:?}, subject {subject:?}\nours:\n{}\nlettre:\n{}",
                     String::from_utf8_lossy(ours.bytes()),
